@@ -1,0 +1,13 @@
+"""grokking: reproduce Power et al. (2021) on a laptop CPU, with a NumPy engine.
+
+The library call behind every command line is ``run_experiment(config, out)``; sweeps call it once
+per run. Configs come from ``resolve_config(preset, config_path, overrides)``.
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config, resolve_config  # noqa: E402
+from .errors import ConfigError  # noqa: E402
+from .experiment import run_experiment  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "resolve_config", "run_experiment", "__version__"]

@@ -1,0 +1,67 @@
+"""The run directory is the record of a run: written so that nothing is lost or mixed.
+
+config.json comes first, metrics.csv grows while the run trains, summary.json comes last and only
+for a run that ended (completed or diverged). Whole-file artifacts are written to a temporary file
+in the same directory and renamed over the target, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError
+
+# Every file a run writes; a directory holding any of them holds a run.
+RUN_FILES = ("config.json", "split.json", "metrics.csv", "summary.json", "curves.png")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_json(path: Path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def holds_run(out: Path) -> bool:
+    return any((Path(out) / name).exists() for name in RUN_FILES)
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse an --out that holds a run unless force; never write anything here."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
+    if holds_run(out) and not force:
+        raise ConfigError(f"--out {str(out)!r} already holds a run; choose another directory "
+                          "or pass --force to replace it")
+
+
+def prepare_out_dir(out: Path, force: bool) -> Path:
+    """Create --out, clearing the files of an earlier run when force, so two runs never mix."""
+    out = Path(out)
+    check_out_dir(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    # summary.json goes first: a directory without it never looks finished, even mid-clearing.
+    for name in ("summary.json",) + RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    return out

@@ -1,0 +1,280 @@
+"""One typed config tree, the built-in presets, JSON config files and dotted overrides.
+
+Precedence: dataclass defaults < preset < --config file < --override section.key=value.
+Every field carries a one-line help text; unknown keys fail with the closest valid names.
+"""
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .model import ACTIVATIONS
+from .tasks import check_task
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TaskConfig:
+    operation: str = _f("x+y", "binary operation, e.g. x+y, x/y, x^3+xy^2+y (mod p) or x.y (S_n)")
+    p: int = _f(97, "modulus of the arithmetic operations (prime for x/y and its variant)")
+    n: int = _f(5, "degree of the symmetric group S_n for the permutation operations (2..6)")
+    train_fraction: float = _f(0.3, "share of the whole table used for training, in (0, 1)")
+
+
+@dataclass
+class ModelConfig:
+    type: str = _f("mlp", "architecture; 'mlp' is an embedding MLP")
+    d_embed: int = _f(128, "width of the learned operand embeddings")
+    d_hidden: int = _f(256, "width of each hidden layer")
+    n_layers: int = _f(1, "number of hidden layers")
+    activation: str = _f("relu", "hidden activation: relu, quadratic (z^2) or tanh")
+    init_scale: float = _f(1.0, "scale of the initial weights (std * sqrt(fan_in))")
+    dtype: str = _f("float32", "float32 or float64")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = _f("adamw", "adamw or sgd")
+    lr: float = _f(1e-3, "peak learning rate")
+    weight_decay: float = _f(1.0, "decoupled (AdamW) or L2 (SGD) weight decay")
+    beta1: float = _f(0.9, "AdamW first-moment decay")
+    beta2: float = _f(0.98, "AdamW second-moment decay")
+    eps: float = _f(1e-8, "AdamW denominator epsilon")
+    momentum: float = _f(0.0, "SGD momentum")
+    warmup_steps: int = _f(10, "linear learning-rate warmup over the first updates")
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = _f(10_000, "number of optimization steps (the budget)")
+    batch_size: int = _f(512, "minibatch size; full batch when >= the training split")
+    seed: int = _f(0, "seed of the split, the initialization and the batch order")
+    eval_interval: int = _f(100, "evaluate the whole splits every this many steps (and log-spaced before)")
+
+
+@dataclass
+class OutputConfig:
+    curves: bool = _f(True, "draw curves.png at the end (needs matplotlib)")
+    progress: bool = _f(True, "show a progress bar while training (on a terminal)")
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+# -- presets ------------------------------------------------------------------------------------
+# A preset is the defaults plus the fields that differ, each with its reason. Every baseline is its
+# grokking preset with weight_decay 0: the pair isolates the one intervention that matters most.
+
+_MOD_ADD = {
+    "task": {"operation": "x+y", "p": 97, "train_fraction": 0.3},
+    "training": {"steps": 10_000},
+}
+_PERM_S5 = {
+    "task": {"operation": "x.y", "n": 5, "train_fraction": 0.5},
+    "training": {"steps": 10_000},
+}
+
+
+def _with_weight_decay(base: dict, weight_decay: float) -> dict:
+    return {**base, "optimizer": {**base.get("optimizer", {}), "weight_decay": weight_decay}}
+
+
+PRESETS: dict[str, tuple[str, dict]] = {
+    "mod_add_grokking": ("x+y mod 97, 30% data, AdamW weight decay 1: memorizes, then generalizes",
+                         _with_weight_decay(_MOD_ADD, 1.0)),
+    "mod_add_baseline": ("mod_add_grokking without weight decay: memorizes, does not generalize",
+                         _with_weight_decay(_MOD_ADD, 0.0)),
+    "perm_s5_grokking": ("composition in S5, 50% data, AdamW weight decay 1: memorizes, then generalizes",
+                         _with_weight_decay(_PERM_S5, 1.0)),
+    "perm_s5_baseline": ("perm_s5_grokking without weight decay: memorizes, does not generalize",
+                         _with_weight_decay(_PERM_S5, 0.0)),
+}
+
+
+# -- reading values -----------------------------------------------------------------------------
+
+def _field_types(section_cls) -> dict:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+_SECTION_TYPES = {name: _field_types(typing.get_type_hints(Config)[name]) for name in SECTIONS}
+ALL_KEYS = tuple(f"{s}.{k}" for s, keys in _SECTION_TYPES.items() for k in keys)
+
+
+def _closest(key: str) -> str:
+    close = difflib.get_close_matches(key, ALL_KEYS, n=3, cutoff=0.5)
+    if not close:  # fall back to the keys of the section the user meant, if any
+        close = [k for k in ALL_KEYS if k.split(".")[0] == key.split(".")[0]][:6]
+    return ", ".join(close) if close else ", ".join(SECTIONS)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _parse_text(key: str, text: str, tp):
+    """Convert an override's text to the field's type."""
+    try:
+        if tp is bool:
+            low = text.strip().lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            try:
+                return int(text)
+            except ValueError:
+                value = float(text)  # accept 1e5 and 2000.0, which are whole numbers
+                if not value.is_integer():
+                    raise
+                return int(value)
+        if tp is float:
+            return float(text)
+        return text
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a valid {_type_name(tp)}") from None
+
+
+def _check_json_value(key: str, value, tp):
+    """Accept a JSON value for a field of type tp (ints stand for floats; nothing else converts)."""
+    ok = (isinstance(value, bool) if tp is bool else
+          isinstance(value, int) and not isinstance(value, bool) if tp is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
+          isinstance(value, str))
+    if not ok:
+        raise ConfigError(f"{key}: {json.dumps(value)} is not a valid {_type_name(tp)}")
+    return float(value) if tp is float else value
+
+
+def _merge(config: Config, tree: dict, source: str) -> None:
+    """Set the fields named by a nested dict {section: {key: value}} on config, checking each."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: expected an object of sections ({', '.join(SECTIONS)})")
+    for section, values in tree.items():
+        if section == "meta":  # versions recorded in a run's config.json; not settings
+            continue
+        if section not in _SECTION_TYPES:
+            raise ConfigError(f"{source}: unknown section {section!r}; valid sections: {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be an object of key: value")
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if key not in _SECTION_TYPES[section]:
+                raise ConfigError(f"{source}: unknown key {dotted!r}; closest valid keys: {_closest(dotted)}")
+            tp = _SECTION_TYPES[section][key]
+            setattr(getattr(config, section), key, _check_json_value(f"{source}: {dotted}", value, tp))
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """'section.key=value' -> (section, key, typed value)."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or "." not in dotted:
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. training.steps=2000")
+    section, key = dotted.split(".", 1)
+    if section not in _SECTION_TYPES or key not in _SECTION_TYPES[section]:
+        raise ConfigError(f"unknown override key {dotted!r}; closest valid keys: {_closest(dotted)}")
+    return section, key, _parse_text(dotted, raw.strip(), _SECTION_TYPES[section][key])
+
+
+def load_config_file(path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid JSON: {err.msg} "
+                          f"at line {err.lineno} column {err.colno}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+
+
+def validate(config: Config) -> Config:
+    """Raise ConfigError for values no run can use; return the config for chaining."""
+    t, m, o, tr = config.task, config.model, config.optimizer, config.training
+    check_task(t.operation, t.p, t.n)
+    rules = [
+        (0 < t.train_fraction < 1, f"task.train_fraction must be in (0, 1), got {t.train_fraction}"),
+        (m.type == "mlp", f"model.type must be 'mlp', got {m.type!r}"),
+        (m.d_embed >= 1 and m.d_hidden >= 1 and m.n_layers >= 1,
+         "model.d_embed, model.d_hidden and model.n_layers must be >= 1"),
+        (m.activation in ACTIVATIONS,
+         f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {m.activation!r}"),
+        (m.init_scale > 0, f"model.init_scale must be > 0, got {m.init_scale}"),
+        (m.dtype in ("float32", "float64"), f"model.dtype must be float32 or float64, got {m.dtype!r}"),
+        (o.name in ("adamw", "sgd"), f"optimizer.name must be adamw or sgd, got {o.name!r}"),
+        (o.lr > 0, f"optimizer.lr must be > 0, got {o.lr}"),
+        (o.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {o.weight_decay}"),
+        (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optimizer.beta1 and optimizer.beta2 must be in [0, 1)"),
+        (o.eps > 0, f"optimizer.eps must be > 0, got {o.eps}"),
+        (0 <= o.momentum < 1, f"optimizer.momentum must be in [0, 1), got {o.momentum}"),
+        (o.warmup_steps >= 0, f"optimizer.warmup_steps must be >= 0, got {o.warmup_steps}"),
+        (tr.steps >= 1, f"training.steps must be >= 1, got {tr.steps}"),
+        (tr.batch_size >= 1, f"training.batch_size must be >= 1, got {tr.batch_size}"),
+        (tr.eval_interval >= 1, f"training.eval_interval must be >= 1, got {tr.eval_interval}"),
+        (tr.seed >= 0, f"training.seed must be >= 0, got {tr.seed}"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(message)
+    return config
+
+
+def preset_tree(name: str) -> dict:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint}; available: {', '.join(PRESETS)}")
+    return PRESETS[name][1]
+
+
+def resolve_config(preset: str | None = None, config_path=None, overrides=()) -> Config:
+    """Defaults < preset < config file < overrides, validated."""
+    config = Config()
+    if preset is not None:
+        _merge(config, preset_tree(preset), f"preset {preset}")
+    if config_path is not None:
+        _merge(config, load_config_file(config_path), f"config file {str(config_path)!r}")
+    for text in overrides:
+        section, key, value = parse_override(text)
+        setattr(getattr(config, section), key, value)
+    return validate(config)
+
+
+def config_from_dict(tree: dict) -> Config:
+    config = Config()
+    _merge(config, tree, "config")
+    return validate(config)
+
+
+def describe_keys() -> str:
+    """Every settable key with its type, default and help, for --list-keys."""
+    lines = []
+    defaults = Config()
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(defaults, section)):
+            tp = _SECTION_TYPES[section][f.name]
+            lines.append(f"{section}.{f.name:<16} {_type_name(tp):<6} {str(f.default):<10} {f.metadata['help']}")
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+import csv
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from grokking.errors import ConfigError
+from grokking.experiment import METRIC_COLUMNS, eval_schedule, run_experiment
+
+from helpers import tiny_config
+
+
+def quiet(*_):
+    pass
+
+
+class Runs(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp())
+
+    def run_tiny(self, name, *extra, **kw):
+        return run_experiment(tiny_config(*extra, "output.curves=false"), self.tmp / name, log=quiet, **kw)
+
+    def test_byte_identical_metrics_for_the_same_config(self):
+        for extra in ([], ["training.batch_size=16"]):  # full batch and minibatch
+            with self.subTest(extra=extra):
+                self.run_tiny("a", *extra, force=True)
+                self.run_tiny("b", *extra, force=True)
+                a = (self.tmp / "a" / "metrics.csv").read_bytes()
+                self.assertEqual(a, (self.tmp / "b" / "metrics.csv").read_bytes())
+                self.run_tiny("c", *extra, "training.seed=1", force=True)
+                self.assertNotEqual(a, (self.tmp / "c" / "metrics.csv").read_bytes())
+
+    def test_artifacts(self):
+        s = self.run_tiny("run")
+        run = self.tmp / "run"
+        cfg = json.loads((run / "config.json").read_text())
+        self.assertEqual(cfg["task"]["p"], 11)
+        self.assertEqual(set(cfg["meta"]), {"grokking", "python", "numpy"})
+        split = json.loads((run / "split.json").read_text())
+        self.assertEqual(sorted(split["train"] + split["val"]), list(range(121)))
+        with open(run / "metrics.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        self.assertEqual(tuple(rows[0]), METRIC_COLUMNS)
+        self.assertEqual([int(r["step"]) for r in rows], eval_schedule(40, 10))
+        summary = json.loads((run / "summary.json").read_text())
+        self.assertEqual(summary, json.loads(json.dumps(s)))
+        for key in ("status", "steps", "final_train_acc", "final_val_acc", "best_train_acc",
+                    "best_val_acc", "final_train_loss", "final_val_loss", "steps_to_train_99",
+                    "steps_to_val_99", "grok_delay", "grokked", "wall_time_s", "steps_per_s"):
+            self.assertIn(key, summary)
+        self.assertEqual((summary["status"], summary["steps"]), ("completed", 40))
+        self.assertEqual(summary["final_val_acc"], float(rows[-1]["val_acc"]))
+        self.assertEqual(summary["best_val_acc"], max(float(r["val_acc"]) for r in rows))
+
+    def test_first_99_steps_and_delay_follow_the_metrics(self):
+        s = self.run_tiny("fit", "training.steps=300", "optimizer.lr=0.01", "task.train_fraction=0.5")
+        with open(self.tmp / "fit" / "metrics.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        first = {k: next((int(r["step"]) for r in rows if float(r[k]) >= 0.99), None)
+                 for k in ("train_acc", "val_acc")}
+        self.assertIsNotNone(first["train_acc"])  # 60 rows are easy to memorize
+        self.assertEqual(s["steps_to_train_99"], first["train_acc"])
+        self.assertEqual(s["steps_to_val_99"], first["val_acc"])
+        self.assertEqual(s["grokked"], first["val_acc"] is not None)
+        if s["grokked"]:
+            self.assertAlmostEqual(s["grok_delay"], first["val_acc"] / first["train_acc"])
+
+    def test_divergence_stops_the_run(self):
+        s = self.run_tiny("div", "optimizer.lr=1e30", "optimizer.weight_decay=0", "optimizer.warmup_steps=0",
+                          "optimizer.name=sgd", "training.steps=200")
+        self.assertEqual(s["status"], "diverged")
+        self.assertLess(s["steps"], 200)
+        self.assertTrue((self.tmp / "div" / "summary.json").exists())
+
+    def test_occupied_out_is_refused_without_force(self):
+        self.run_tiny("x")
+        before = (self.tmp / "x" / "metrics.csv").read_bytes()
+        with self.assertRaisesRegex(ConfigError, "already holds a run.*--force"):
+            self.run_tiny("x", "training.seed=5")
+        self.assertEqual((self.tmp / "x" / "metrics.csv").read_bytes(), before)
+        self.run_tiny("x", "training.seed=5", force=True)
+        self.assertNotEqual((self.tmp / "x" / "metrics.csv").read_bytes(), before)
+
+    def test_force_clears_files_of_the_earlier_run(self):
+        run_experiment(tiny_config(), self.tmp / "y", log=quiet)  # draws curves.png
+        self.assertTrue((self.tmp / "y" / "curves.png").exists())
+        self.run_tiny("y", force=True)  # no curves this time: the old picture must not survive
+        self.assertFalse((self.tmp / "y" / "curves.png").exists())
+
+    def test_curves_png(self):
+        run_experiment(tiny_config(), self.tmp / "png", log=quiet)
+        self.assertEqual((self.tmp / "png" / "curves.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+
+class Schedule(unittest.TestCase):
+    def test_log_spaced_then_regular_and_last(self):
+        s = eval_schedule(1050, 100)
+        self.assertEqual(s[:2], [1, 2])
+        self.assertIn(100, s)
+        self.assertEqual(s[-3:], [900, 1000, 1050])
+        self.assertEqual(s, sorted(set(s)))
+        self.assertLessEqual(sum(x < 100 for x in s), 12)
+        self.assertEqual(eval_schedule(5, 100), [1, 2, 4, 5])
+
+
+if __name__ == "__main__":
+    unittest.main()

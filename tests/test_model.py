@@ -1,0 +1,98 @@
+import unittest
+
+import numpy as np
+
+from grokking.model import ACTIVATIONS, MLP, Batch, TokenIndex, reference_loss_and_grads, weight_norm
+
+
+def random_batch(rng, n_tokens, n_classes, n):
+    return Batch(rng.integers(0, n_tokens, n), rng.integers(0, n_tokens, n),
+                 rng.integers(0, n_classes, n), n_tokens)
+
+
+class GradientCheck(unittest.TestCase):
+    """Central finite differences in float64 against the hand-written backward pass."""
+
+    def check(self, activation, n_layers):
+        rng = np.random.default_rng(0)
+        model = MLP(7, 5, d_embed=4, d_hidden=6, n_layers=n_layers, activation=activation,
+                    dtype="float64")
+        params = model.init_params(rng)
+        for p in params.values():  # nonzero biases, so their gradients are exercised too
+            p += 0.1 * rng.standard_normal(p.shape)
+        batch = random_batch(rng, 7, 5, 11)
+        _, _, grads = model.loss_and_grads(params, batch)
+        eps = 1e-6
+        for name, p in params.items():
+            numeric = np.zeros_like(p)
+            for i in np.ndindex(p.shape):
+                old = p[i]
+                p[i] = old + eps
+                up = model.loss_and_grads(params, batch)[0]
+                p[i] = old - eps
+                down = model.loss_and_grads(params, batch)[0]
+                p[i] = old
+                numeric[i] = (up - down) / (2 * eps)
+            with self.subTest(activation=activation, layers=n_layers, param=name):
+                np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-8)
+
+    def test_every_activation_and_depth(self):
+        for activation in ACTIVATIONS:
+            for n_layers in (1, 2):
+                self.check(activation, n_layers)
+
+
+class FastPathMatchesReference(unittest.TestCase):
+    def test_float32_loss_and_grads(self):
+        rng = np.random.default_rng(1)
+        for activation in ACTIVATIONS:
+            model = MLP(97, 97, d_embed=32, d_hidden=64, n_layers=2, activation=activation)
+            params = model.init_params(rng)
+            batch = random_batch(rng, 97, 97, 512)
+            loss, acc, grads = model.loss_and_grads(params, batch)
+            rloss, racc, rgrads = reference_loss_and_grads(model, params, batch.x, batch.y, batch.labels)
+            self.assertAlmostEqual(loss, rloss, places=4)
+            self.assertEqual(acc, racc)
+            for name in params:
+                with self.subTest(activation=activation, param=name):
+                    self.assertEqual(grads[name].dtype, np.float32)
+                    scale = np.abs(rgrads[name]).max() + 1e-12
+                    np.testing.assert_allclose(grads[name] / scale, rgrads[name] / scale, atol=2e-5)
+
+    def test_token_index_sums_rows_per_token(self):
+        rng = np.random.default_rng(2)
+        tokens = rng.integers(0, 10, 50)
+        tokens[tokens == 3] = 4  # a token that never occurs must get a zero row
+        values = rng.standard_normal((50, 3))
+        expected = np.zeros((10, 3))
+        np.add.at(expected, tokens, values)
+        np.testing.assert_allclose(TokenIndex(tokens, 10).sum_rows(values), expected)
+
+
+class Shapes(unittest.TestCase):
+    def test_parameter_count_and_dtype(self):
+        model = MLP(97, 97, d_embed=128, d_hidden=256, n_layers=1)
+        params = model.init_params(np.random.default_rng(0))
+        # embed 97*128 + W1 256*256 + b1 256 + W_out 256*97 + b_out 97
+        self.assertEqual(sum(p.size for p in params.values()), 12416 + 65536 + 256 + 24832 + 97)
+        self.assertTrue(all(p.dtype == np.float32 for p in params.values()))
+        params64 = MLP(5, 5, dtype="float64").init_params(np.random.default_rng(0))
+        self.assertTrue(all(p.dtype == np.float64 for p in params64.values()))
+
+    def test_logits_and_evaluate_agree(self):
+        rng = np.random.default_rng(3)
+        model = MLP(11, 11, d_embed=8, d_hidden=16)
+        params = model.init_params(rng)
+        b = random_batch(rng, 11, 11, 40)
+        loss, acc = model.evaluate(params, b.x, b.y, b.labels, chunk=7)  # chunks must not change the mean
+        full_loss, full_acc, _ = model.loss_and_grads(params, b)
+        self.assertAlmostEqual(loss, full_loss, places=5)
+        self.assertAlmostEqual(acc, full_acc)
+
+    def test_weight_norm(self):
+        params = {"a": np.array([3.0]), "b": np.array([[4.0]])}
+        self.assertAlmostEqual(weight_norm(params), 5.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
