@@ -2,12 +2,13 @@ import unittest
 
 import numpy as np
 
-from grokking.model import ACTIVATIONS, MLP, Batch, TokenIndex, reference_loss_and_grads, weight_norm
+from grokking.model import (ACTIVATIONS, MLP, Batch, reference_loss_and_grads, softmax_cross_entropy,
+                            weight_norm)
 
 
-def random_batch(rng, n_tokens, n_classes, n):
+def random_batch(rng, n_tokens, n_classes, n, dtype="float32"):
     return Batch(rng.integers(0, n_tokens, n), rng.integers(0, n_tokens, n),
-                 rng.integers(0, n_classes, n), n_tokens)
+                 rng.integers(0, n_classes, n), n_tokens, dtype)
 
 
 class GradientCheck(unittest.TestCase):
@@ -20,7 +21,7 @@ class GradientCheck(unittest.TestCase):
         params = model.init_params(rng)
         for p in params.values():  # nonzero biases, so their gradients are exercised too
             p += 0.1 * rng.standard_normal(p.shape)
-        batch = random_batch(rng, 7, 5, 11)
+        batch = random_batch(rng, 7, 5, 11, "float64")
         _, _, grads = model.loss_and_grads(params, batch)
         eps = 1e-6
         for name, p in params.items():
@@ -59,14 +60,29 @@ class FastPathMatchesReference(unittest.TestCase):
                     scale = np.abs(rgrads[name]).max() + 1e-12
                     np.testing.assert_allclose(grads[name] / scale, rgrads[name] / scale, atol=2e-5)
 
-    def test_token_index_sums_rows_per_token(self):
+    def test_sum_per_token(self):
         rng = np.random.default_rng(2)
-        tokens = rng.integers(0, 10, 50)
-        tokens[tokens == 3] = 4  # a token that never occurs must get a zero row
+        batch = random_batch(rng, 10, 10, 50, "float64")
+        batch.x[batch.x == 3] = 4  # a token that never occurs must get a zero row
+        batch = Batch(batch.x, batch.y, batch.labels, 10, "float64")
         values = rng.standard_normal((50, 3))
-        expected = np.zeros((10, 3))
-        np.add.at(expected, tokens, values)
-        np.testing.assert_allclose(TokenIndex(tokens, 10).sum_rows(values), expected)
+        for tokens, got in zip((batch.x, batch.y), batch.sum_per_token(values)):
+            expected = np.zeros((10, 3))
+            np.add.at(expected, tokens, values)
+            np.testing.assert_allclose(got, expected)
+        self.assertFalse(batch.sum_per_token(values)[0][3].any())
+
+
+class NoSubnormals(unittest.TestCase):
+    def test_confident_logits_give_normal_float32_gradients(self):
+        # A memorized row: the right answer leads by 90, so exp(-90) of the others is subnormal.
+        logits = np.zeros((4, 97), dtype=np.float32)
+        logits[np.arange(4), [1, 2, 3, 4]] = 90
+        loss, acc, dlogits = softmax_cross_entropy(logits, np.array([1, 2, 3, 4]))
+        tiny = np.finfo(np.float32).tiny
+        self.assertFalse(np.any((dlogits != 0) & (np.abs(dlogits) < tiny)))
+        self.assertEqual(acc, 1.0)
+        self.assertLess(loss, 1e-6)
 
 
 class Shapes(unittest.TestCase):

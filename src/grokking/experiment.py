@@ -117,7 +117,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     train_rows, val_rows = split(train_idx), split(val_idx)
     full_batch = tr.batch_size >= len(train_idx)
     if full_batch:
-        fixed = Batch(*train_rows, table.n_tokens)  # token indexes built once for the whole run
+        fixed = Batch(*train_rows, table.n_tokens, model.dtype)  # one-hot built once per run
     else:
         batch_rng = np.random.default_rng(batch_seq)
         batches = _batches(train_idx, tr.batch_size, batch_rng)
@@ -137,7 +137,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
         metrics.write(",".join(METRIC_COLUMNS) + "\n")
         for step in range(1, tr.steps + 1):
             lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
-            batch = fixed if full_batch else Batch(*split(next(batches)), table.n_tokens)
+            batch = fixed if full_batch else Batch(*split(next(batches)), table.n_tokens, model.dtype)
             loss, _, grads = model.loss_and_grads(params, batch)
             diverged = not math.isfinite(loss)
             if not diverged:

@@ -10,7 +10,7 @@ Why the first layer looks unusual: the inputs are two tokens from a small vocabu
 ``E[x] @ W1_x`` takes only n_tokens distinct values. We compute the per-token tables
 ``E @ W1_x`` and ``E @ W1_y`` once per step (n_tokens rows) and gather them, instead of multiplying
 every example's embedding. The backward pass mirrors it: gradients are summed per token first
-(a segmented sum, see ``TokenIndex``), then pushed through the tiny tables. ``reference_loss_and_grads``
+(one matmul with a one-hot matrix, see ``Batch``), then pushed through the tiny tables. ``reference_loss_and_grads``
 keeps the plain formulation for the tests that check the two agree.
 """
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
+LOGIT_FLOOR = -50.0
 
 
 def _act(name: str, z: np.ndarray) -> np.ndarray:
@@ -39,50 +40,47 @@ def _act_backward(name: str, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np
     return da * (1 - a * a)
 
 
-class TokenIndex:
-    """Where each token occurs in a batch, precomputed so per-token gradient sums are cheap.
-
-    Summing the rows of a (batch, width) array that share a token is a segmented sum over the rows
-    sorted by token; ``np.add.reduceat`` does it without the slow unbuffered ``np.add.at``.
-    For full-batch training the index is built once per run.
-    """
-
-    def __init__(self, tokens: np.ndarray, n_tokens: int):
-        self.order = np.argsort(tokens, kind="stable")
-        sorted_tokens = tokens[self.order]
-        first = np.ones(len(tokens), dtype=bool)
-        first[1:] = sorted_tokens[1:] != sorted_tokens[:-1]
-        self.starts = np.flatnonzero(first)
-        self.present = sorted_tokens[self.starts]
-        self.n_tokens = n_tokens
-
-    def sum_rows(self, values: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.n_tokens, values.shape[1]), dtype=values.dtype)
-        out[self.present] = np.add.reduceat(values[self.order], self.starts, axis=0)
-        return out
-
-
 @dataclass
 class Batch:
-    """Operands and answers of some rows of a table, with the token indexes the backward pass uses."""
+    """Operands and answers of some rows of a table, with the one-hot operand matrix the backward
+    pass uses to sum gradients per token.
+
+    Summing the rows of a (batch, width) gradient that share a token is ``onehot @ grad``: one
+    BLAS call for x and y together, several times faster than ``np.add.at`` or a sorted segmented
+    sum. For full-batch training the matrix is built once per run.
+    """
 
     x: np.ndarray
     y: np.ndarray
     labels: np.ndarray
     n_tokens: int
+    dtype: str = "float32"
 
     def __post_init__(self):
-        self.x_index = TokenIndex(self.x, self.n_tokens)
-        self.y_index = TokenIndex(self.y, self.n_tokens)
+        n = len(self.labels)
+        rows = np.arange(n)
+        # (2 * n_tokens, batch): row t is 1 where x == t, row n_tokens + t is 1 where y == t.
+        self.onehot = np.zeros((2 * self.n_tokens, n), dtype=self.dtype)
+        self.onehot[self.x, rows] = 1
+        self.onehot[self.n_tokens + self.y, rows] = 1
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def sum_per_token(self, grad: np.ndarray):
+        """Per-token sums of ``grad`` over the batch: (for x, for y), each (n_tokens, width)."""
+        sums = self.onehot @ grad
+        return sums[:self.n_tokens], sums[self.n_tokens:]
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
     """Mean cross-entropy, accuracy and d(loss)/d(logits), computed stably in the logits' dtype."""
     n = len(labels)
     shifted = logits - logits.max(axis=1, keepdims=True)
+    # Floor the exponent at -50: once a run memorizes, exp() of the wrong classes falls into float32's
+    # subnormal range, where x86 arithmetic is 10-100x slower (a wd=0 run slowed 14x here). The floor
+    # keeps every probability and gradient normal and moves the loss by at most n_classes * e^-50.
+    np.maximum(shifted, LOGIT_FLOOR, out=shifted)
     exp = np.exp(shifted)
     sum_exp = exp.sum(axis=1, keepdims=True)
     rows = np.arange(n)
@@ -171,8 +169,7 @@ class MLP:
         # First layer through the per-token tables: sum the gradient per token, then 2 tiny matmuls.
         d = self.d_embed
         embed, w1 = params["embed"], params["W1"]
-        dtable_x = batch.x_index.sum_rows(dz)
-        dtable_y = batch.y_index.sum_rows(dz)
+        dtable_x, dtable_y = batch.sum_per_token(dz)
         grads["W1"] = np.concatenate([embed.T @ dtable_x, embed.T @ dtable_y])
         grads["embed"] = dtable_x @ w1[:d].T + dtable_y @ w1[d:].T
         return loss, acc, {name: grads[name] for name in params}
