@@ -59,6 +59,28 @@ class SGDSteps(unittest.TestCase):
         self.assertAlmostEqual(float(p["w"][0]), 0.8)
 
 
+class State(unittest.TestCase):
+    def test_a_restored_optimizer_continues_identically(self):
+        for make in (lambda p: AdamW(p, weight_decay=0.1), lambda p: SGD(p, momentum=0.9)):
+            rng = np.random.default_rng(0)
+            grads = [{"w": rng.standard_normal(3)} for _ in range(4)]
+            a = {"w": np.ones(3)}
+            opt_a = make(a)
+            for g in grads:
+                opt_a.step(a, g, 0.1)
+            b = {"w": np.ones(3)}
+            opt_b = make(b)
+            for g in grads[:2]:
+                opt_b.step(b, g, 0.1)
+            state = {k: np.copy(v) for k, v in opt_b.state_dict().items()}
+            c = {"w": b["w"].copy()}
+            opt_c = make(c)
+            opt_c.load_state_dict(state)
+            for g in grads[2:]:
+                opt_c.step(c, g, 0.1)
+            np.testing.assert_array_equal(a["w"], c["w"])
+
+
 class Warmup(unittest.TestCase):
     def test_linear_then_constant(self):
         rates = [learning_rate(s, 1e-3, 10) for s in range(1, 13)]

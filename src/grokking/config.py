@@ -52,8 +52,8 @@ class OptimizerConfig:
 
 @dataclass
 class TrainingConfig:
-    steps: int = _f(10_000, "number of optimization steps (the budget)")
-    batch_size: int = _f(512, "minibatch size; full batch when >= the training split")
+    steps: int = _f(100_000, "number of optimization steps (the budget)")
+    batch_size: int = _f(512, "minibatch size; 0 or >= the training split means full batch")
     seed: int = _f(0, "seed of the split, the initialization and the batch order")
     eval_interval: int = _f(100, "evaluate the whole splits every this many steps (and log-spaced before)")
 
@@ -80,31 +80,48 @@ SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 
 # -- presets ------------------------------------------------------------------------------------
-# A preset is the defaults plus the fields that differ, each with its reason. Every baseline is its
-# grokking preset with weight_decay 0: the pair isolates the one intervention that matters most.
+# A preset is the defaults (the paper's optimizer: AdamW lr 1e-3, weight decay 1, betas 0.9/0.98,
+# 10 warmup steps, minibatch 512, 1e5 steps) plus the fields that differ, each with its reason.
+# Every baseline is its grokking preset with weight_decay 0: the pair isolates the intervention
+# that matters most (Power et al. Fig. 2 left). Budgets were measured on a 2-core CPU (README).
+
+_FAST_MLP = {
+    # 10x the paper's rate: the small MLP tolerates it and groks ~10x sooner, in seconds on a CPU.
+    "optimizer": {"lr": 1e-2},
+    # Full batch: no sampling noise, and one fixed one-hot operand matrix serves every step.
+    "training": {"batch_size": 0, "eval_interval": 50},
+}
 
 _MOD_ADD = {
+    # 30% of the 9,409 equations: little enough that memorizing comes long before generalizing.
     "task": {"operation": "x+y", "p": 97, "train_fraction": 0.3},
-    "training": {"steps": 10_000},
+    "model": {"d_embed": 64, "d_hidden": 128},
+    "optimizer": _FAST_MLP["optimizer"],
+    # Validation reaches 99% after about 1,500 steps with weight decay; twice that shows it stays.
+    "training": {**_FAST_MLP["training"], "steps": 3000},
 }
+
 _PERM_S5 = {
+    # Half of the 14,400 products of S5: composition is harder to learn than addition.
     "task": {"operation": "x.y", "n": 5, "train_fraction": 0.5},
-    "training": {"steps": 10_000},
+    "model": {"d_embed": 64, "d_hidden": 256},
+    "optimizer": _FAST_MLP["optimizer"],
+    "training": {**_FAST_MLP["training"], "steps": 3000},
 }
 
 
 def _with_weight_decay(base: dict, weight_decay: float) -> dict:
-    return {**base, "optimizer": {**base.get("optimizer", {}), "weight_decay": weight_decay}}
+    return {**base, "optimizer": {**base["optimizer"], "weight_decay": weight_decay}}
 
 
 PRESETS: dict[str, tuple[str, dict]] = {
     "mod_add_grokking": ("x+y mod 97, 30% data, AdamW weight decay 1: memorizes, then generalizes",
                          _with_weight_decay(_MOD_ADD, 1.0)),
-    "mod_add_baseline": ("mod_add_grokking without weight decay: memorizes, does not generalize",
+    "mod_add_baseline": ("mod_add_grokking without weight decay: memorizes, never generalizes",
                          _with_weight_decay(_MOD_ADD, 0.0)),
     "perm_s5_grokking": ("composition in S5, 50% data, AdamW weight decay 1: memorizes, then generalizes",
                          _with_weight_decay(_PERM_S5, 1.0)),
-    "perm_s5_baseline": ("perm_s5_grokking without weight decay: memorizes, does not generalize",
+    "perm_s5_baseline": ("perm_s5_grokking without weight decay: memorizes, never generalizes",
                          _with_weight_decay(_PERM_S5, 0.0)),
 }
 
@@ -232,7 +249,7 @@ def validate(config: Config) -> Config:
         (0 <= o.momentum < 1, f"optimizer.momentum must be in [0, 1), got {o.momentum}"),
         (o.warmup_steps >= 0, f"optimizer.warmup_steps must be >= 0, got {o.warmup_steps}"),
         (tr.steps >= 1, f"training.steps must be >= 1, got {tr.steps}"),
-        (tr.batch_size >= 1, f"training.batch_size must be >= 1, got {tr.batch_size}"),
+        (tr.batch_size >= 0, f"training.batch_size must be >= 0 (0 means full batch), got {tr.batch_size}"),
         (tr.eval_interval >= 1, f"training.eval_interval must be >= 1, got {tr.eval_interval}"),
         (tr.seed >= 0, f"training.seed must be >= 0, got {tr.seed}"),
     ]

@@ -115,7 +115,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
         return table.x[idx], table.y[idx], table.labels[idx]
 
     train_rows, val_rows = split(train_idx), split(val_idx)
-    full_batch = tr.batch_size >= len(train_idx)
+    full_batch = tr.batch_size == 0 or tr.batch_size >= len(train_idx)
     if full_batch:
         fixed = Batch(*train_rows, table.n_tokens, model.dtype)  # one-hot built once per run
     else:

@@ -47,6 +47,17 @@ class AdamW:
             denom += self.eps
             p -= step_size * (m / denom)
 
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs: arrays keyed 'm.<param>' and 'v.<param>', and the step."""
+        return {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()},
+                **{f"v.{k}": a for k, a in self.v.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        for k in self.m:
+            self.m[k][...] = state[f"m.{k}"]
+            self.v[k][...] = state[f"v.{k}"]
+
 
 class SGD:
     """SGD with heavy-ball momentum and L2 weight decay added to the gradient, as torch.optim.SGD."""
@@ -71,3 +82,11 @@ class SGD:
                     buf += g
                 g = buf
             p -= lr * g
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, **{f"buf.{k}": a for k, a in self.buf.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        for k in self.buf:
+            self.buf[k][...] = state[f"buf.{k}"]
