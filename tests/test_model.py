@@ -2,8 +2,8 @@ import unittest
 
 import numpy as np
 
-from grokking.model import (ACTIVATIONS, MLP, Batch, reference_loss_and_grads, softmax_cross_entropy,
-                            weight_norm)
+from grokking.model import (ACTIVATIONS, CHUNK_ROWS, MLP, Batch, engine_threads, reference_loss_and_grads,
+                            softmax_cross_entropy, weight_norm)
 
 
 def random_batch(rng, n_tokens, n_classes, n, dtype="float32"):
@@ -60,17 +60,38 @@ class FastPathMatchesReference(unittest.TestCase):
                     scale = np.abs(rgrads[name]).max() + 1e-12
                     np.testing.assert_allclose(grads[name] / scale, rgrads[name] / scale, atol=2e-5)
 
-    def test_sum_per_token(self):
+    def test_chunked_and_threaded_batches(self):
+        # Large enough for several chunks, with a token that never occurs as x.
         rng = np.random.default_rng(2)
-        batch = random_batch(rng, 10, 10, 50, "float64")
-        batch.x[batch.x == 3] = 4  # a token that never occurs must get a zero row
-        batch = Batch(batch.x, batch.y, batch.labels, 10, "float64")
-        values = rng.standard_normal((50, 3))
-        for tokens, got in zip((batch.x, batch.y), batch.sum_per_token(values)):
-            expected = np.zeros((10, 3))
-            np.add.at(expected, tokens, values)
-            np.testing.assert_allclose(got, expected)
-        self.assertFalse(batch.sum_per_token(values)[0][3].any())
+        model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64")
+        params = model.init_params(rng)
+        n = 2 * CHUNK_ROWS + 77
+        x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
+        x[x == 3] = 4
+        batch = Batch(x, y, labels, 13, "float64")
+        self.assertEqual(len(batch.chunks), 3)
+        rloss, racc, rgrads = reference_loss_and_grads(model, params, x, y, labels)
+        for threads in (1, 2):
+            with engine_threads(threads):
+                loss, acc, grads = model.loss_and_grads(params, batch)
+                eval_loss, eval_acc = model.evaluate(params, x, y, labels)
+            self.assertAlmostEqual(loss, rloss, places=10)
+            self.assertAlmostEqual(eval_loss, rloss, places=10)
+            self.assertEqual((acc, eval_acc), (racc, racc))
+            for name in params:
+                np.testing.assert_allclose(grads[name], rgrads[name], rtol=1e-9, atol=1e-12)
+
+    def test_same_bytes_on_any_number_of_threads(self):
+        rng = np.random.default_rng(5)
+        model = MLP(97, 97, d_embed=32, d_hidden=64)
+        params = model.init_params(rng)
+        batch = random_batch(rng, 97, 97, 3 * CHUNK_ROWS)
+        results = []
+        for threads in (1, 2):
+            with engine_threads(threads):
+                loss, _, grads = model.loss_and_grads(params, batch)
+            results.append((loss, b"".join(grads[k].tobytes() for k in sorted(grads))))
+        self.assertEqual(results[0], results[1])
 
 
 class NoSubnormals(unittest.TestCase):
@@ -78,11 +99,19 @@ class NoSubnormals(unittest.TestCase):
         # A memorized row: the right answer leads by 90, so exp(-90) of the others is subnormal.
         logits = np.zeros((4, 97), dtype=np.float32)
         logits[np.arange(4), [1, 2, 3, 4]] = 90
-        loss, acc, dlogits = softmax_cross_entropy(logits, np.array([1, 2, 3, 4]))
+        loss_sum, correct, dlogits = softmax_cross_entropy(logits, np.array([1, 2, 3, 4]))
         tiny = np.finfo(np.float32).tiny
         self.assertFalse(np.any((dlogits != 0) & (np.abs(dlogits) < tiny)))
-        self.assertEqual(acc, 1.0)
-        self.assertLess(loss, 1e-6)
+        self.assertEqual(correct, 4)
+        self.assertLess(loss_sum, 1e-6)
+
+
+    def test_loss_of_a_confidently_wrong_row_is_exact(self):
+        logits = np.zeros((1, 5), dtype=np.float32)
+        logits[0, 0] = 80  # the model says 0, the answer is 1: loss = 80 + log(1 + 4 e^-80)
+        loss_sum, correct, _ = softmax_cross_entropy(logits, np.array([1]))
+        self.assertAlmostEqual(loss_sum, 80.0, places=4)
+        self.assertEqual(correct, 0)
 
 
 class Shapes(unittest.TestCase):
@@ -100,7 +129,7 @@ class Shapes(unittest.TestCase):
         model = MLP(11, 11, d_embed=8, d_hidden=16)
         params = model.init_params(rng)
         b = random_batch(rng, 11, 11, 40)
-        loss, acc = model.evaluate(params, b.x, b.y, b.labels, chunk=7)  # chunks must not change the mean
+        loss, acc = model.evaluate(params, b.x, b.y, b.labels)
         full_loss, full_acc, _ = model.loss_and_grads(params, b)
         self.assertAlmostEqual(loss, full_loss, places=5)
         self.assertAlmostEqual(acc, full_acc)

@@ -10,86 +10,155 @@ Why the first layer looks unusual: the inputs are two tokens from a small vocabu
 ``E[x] @ W1_x`` takes only n_tokens distinct values. We compute the per-token tables
 ``E @ W1_x`` and ``E @ W1_y`` once per step (n_tokens rows) and gather them, instead of multiplying
 every example's embedding. The backward pass mirrors it: gradients are summed per token first
-(one matmul with a one-hot matrix, see ``Batch``), then pushed through the tiny tables. ``reference_loss_and_grads``
-keeps the plain formulation for the tests that check the two agree.
+(one matmul with a one-hot matrix), then pushed through the tiny tables.
+
+Why the rest looks unusual: NumPy runs elementwise work on one core. A batch is cut into chunks of
+fixed size that a few threads process at once (NumPy and BLAS release the GIL), each with
+single-threaded BLAS, and the chunks' gradients are added in a fixed order; so a run is as fast as
+the cores allow and gives the same bytes on any number of threads (``engine_threads``). Work is
+done in place where the backward pass allows. ``reference_loss_and_grads`` keeps the plain
+formulation for the tests that check the two agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from contextlib import contextmanager
 
 import numpy as np
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 LOGIT_FLOOR = -50.0
+# Rows per chunk of work. Fixed, not derived from the core count, so that a run gives the same bytes
+# on one thread or many: chunks are summed in the same order whichever thread computed them.
+CHUNK_ROWS = 2048
 
 
 def _act(name: str, z: np.ndarray) -> np.ndarray:
+    """Activation, in place where the backward pass does not need z; returns (a, saved)."""
     if name == "relu":
-        return np.maximum(z, 0)
+        a = np.maximum(z, 0, out=z)
+        return a, a  # relu'(z) = [a > 0]
     if name == "quadratic":  # Gromov (2023): phi(z) = z^2
-        return z * z
-    return np.tanh(z)
+        return z * z, z
+    a = np.tanh(z, out=z)
+    return a, a  # tanh'(z) = 1 - a^2
 
 
-def _act_backward(name: str, z: np.ndarray, a: np.ndarray, da: np.ndarray) -> np.ndarray:
+def _act_backward(name: str, saved: np.ndarray, da: np.ndarray) -> np.ndarray:
+    """d(loss)/dz from d(loss)/da, overwriting da."""
     if name == "relu":
-        return da * (z > 0)
+        return np.multiply(da, saved > 0, out=da)
     if name == "quadratic":
-        return da * (2 * z)
-    return da * (1 - a * a)
+        da *= saved
+        da *= 2
+        return da
+    return np.multiply(da, 1 - saved * saved, out=da)
 
 
-@dataclass
-class Batch:
-    """Operands and answers of some rows of a table, with the one-hot operand matrix the backward
-    pass uses to sum gradients per token.
+class _Chunk:
+    """Some rows of a batch and their (2 * n_tokens, rows) one-hot operand matrix.
 
-    Summing the rows of a (batch, width) gradient that share a token is ``onehot @ grad``: one
-    BLAS call for x and y together, several times faster than ``np.add.at`` or a sorted segmented
-    sum. For full-batch training the matrix is built once per run.
+    Summing the rows of a gradient that share a token is ``onehot @ grad``: one BLAS call for x and
+    y together, faster than ``np.add.at`` or ``np.add.reduceat`` here.
     """
 
-    x: np.ndarray
-    y: np.ndarray
-    labels: np.ndarray
-    n_tokens: int
-    dtype: str = "float32"
+    def __init__(self, x, y, labels, n_tokens, dtype):
+        self.x, self.y, self.labels = x, y, labels
+        rows = np.arange(len(labels))
+        self.rows = rows
+        self.onehot = np.zeros((2 * n_tokens, len(labels)), dtype=dtype)
+        self.onehot[x, rows] = 1
+        self.onehot[n_tokens + y, rows] = 1
 
-    def __post_init__(self):
-        n = len(self.labels)
-        rows = np.arange(n)
-        # (2 * n_tokens, batch): row t is 1 where x == t, row n_tokens + t is 1 where y == t.
-        self.onehot = np.zeros((2 * self.n_tokens, n), dtype=self.dtype)
-        self.onehot[self.x, rows] = 1
-        self.onehot[self.n_tokens + self.y, rows] = 1
+
+def _split(n: int) -> list[slice]:
+    k = max(1, -(-n // CHUNK_ROWS))
+    bounds = np.linspace(0, n, k + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class Batch:
+    """Operands and answers of some rows of a table, cut into chunks that threads work on.
+
+    For full-batch training a Batch is built once per run, with its one-hot matrices.
+    """
+
+    def __init__(self, x, y, labels, n_tokens: int, dtype="float32"):
+        self.x, self.y, self.labels, self.n_tokens = x, y, labels, n_tokens
+        self.chunks = [_Chunk(x[s], y[s], labels[s], n_tokens, dtype) for s in _split(len(labels))]
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def sum_per_token(self, grad: np.ndarray):
-        """Per-token sums of ``grad`` over the batch: (for x, for y), each (n_tokens, width)."""
-        sums = self.onehot @ grad
-        return sums[:self.n_tokens], sums[self.n_tokens:]
+
+class _Threads:
+    """A small thread pool for per-chunk work; NumPy and BLAS release the GIL in the heavy calls."""
+
+    def __init__(self):
+        self.n = 1
+        self.pool = None
+
+    def set(self, n: int) -> None:
+        if n != self.n and self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        self.n = max(1, int(n))
+
+    def map(self, fn, items):
+        if self.n == 1 or len(items) == 1:
+            return [fn(item) for item in items]
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="grokking")
+        return list(self.pool.map(fn, items))
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
-    """Mean cross-entropy, accuracy and d(loss)/d(logits), computed stably in the logits' dtype."""
+_THREADS = _Threads()
+
+
+@contextmanager
+def engine_threads(n: int | None = None):
+    """Run the engine on ``n`` threads (default: every core) with single-threaded BLAS inside.
+
+    BLAS itself is held to one thread because a multi-threaded matmul may split its inner sum
+    and change the last bits; one-threaded BLAS on fixed chunks gives the same bytes for any n.
+    """
+    from threadpoolctl import threadpool_limits
+
+    previous = _THREADS.n
+    _THREADS.set(n or os.cpu_count() or 1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        _THREADS.set(previous)
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = None):
+    """Summed cross-entropy, number correct, and scale * d(summed loss)/d(logits), in place.
+
+    ``logits`` is overwritten with the gradient (pass a copy to keep it). ``scale`` defaults to
+    1/len(labels), the gradient of the mean loss. A row counts as correct when the answer's logit
+    is the row's maximum.
+    """
     n = len(labels)
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    rows = np.arange(n)
+    logits -= logits.max(axis=1, keepdims=True)
     # Floor the exponent at -50: once a run memorizes, exp() of the wrong classes falls into float32's
     # subnormal range, where x86 arithmetic is 10-100x slower (a wd=0 run slowed 14x here). The floor
-    # keeps every probability and gradient normal and moves the loss by at most n_classes * e^-50.
-    np.maximum(shifted, LOGIT_FLOOR, out=shifted)
-    exp = np.exp(shifted)
-    sum_exp = exp.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
-    loss = float(np.mean(np.log(sum_exp[:, 0]) - shifted[rows, labels]))
-    acc = float(np.mean(logits.argmax(axis=1) == labels))
-    dlogits = exp / sum_exp
-    dlogits[rows, labels] -= 1
-    dlogits /= n
-    return loss, acc, dlogits
+    # keeps every probability and gradient normal; the loss moves by at most n_classes * e^-50.
+    answer = logits[rows, labels]  # a copy, taken before the floor so the loss stays exact
+    np.maximum(logits, LOGIT_FLOOR, out=logits)
+    correct = int(np.count_nonzero(answer == 0))
+    np.exp(logits, out=logits)
+    sum_exp = logits.sum(axis=1)
+    loss_sum = float(np.sum(np.log(sum_exp, dtype=np.float64) - answer))
+    scale = 1.0 / n if scale is None else scale
+    logits *= (scale / sum_exp)[:, None].astype(logits.dtype, copy=False)
+    logits[rows, labels] -= scale
+    return loss_sum, correct, logits
 
 
 class MLP:
@@ -118,78 +187,100 @@ class MLP:
         return params
 
     # -- forward ------------------------------------------------------------------------------
-    def _forward(self, params, x, y):
+    def _tables(self, params):
+        """The first layer per token: E @ W1_x + b1 and E @ W1_y, each (n_tokens, d_hidden)."""
         d = self.d_embed
-        embed, w1 = params["embed"], params["W1"]
-        table_x = embed @ w1[:d]  # (n_tokens, d_hidden): the first layer, once per token
-        table_y = embed @ w1[d:]
-        z = table_x[x]
-        z += table_y[y]
-        z += params["b1"]
-        cache = []
+        table_x = params["embed"] @ params["W1"][:d]
+        table_x += params["b1"]
+        return table_x, params["embed"] @ params["W1"][d:]
+
+    def _forward(self, params, tables, x, y):
+        z = np.take(tables[0], x, axis=0)
+        z += np.take(tables[1], y, axis=0)
+        saved = []
         for k in range(1, self.n_layers + 1):
             if k > 1:
-                z = a @ params[f"W{k}"] + params[f"b{k}"]
-            a = _act(self.activation, z)
-            cache.append((z, a))
-        logits = a @ params["W_out"] + params["b_out"]
-        return logits, cache
+                z = a @ params[f"W{k}"]
+                z += params[f"b{k}"]
+            a, keep = _act(self.activation, z)
+            saved.append((a, keep))
+        logits = a @ params["W_out"]
+        logits += params["b_out"]
+        return logits, saved
 
     def logits(self, params, x, y) -> np.ndarray:
-        return self._forward(params, x, y)[0]
+        return self._forward(params, self._tables(params), x, y)[0]
 
-    def evaluate(self, params, x, y, labels, chunk: int = 16384):
-        """Mean loss and accuracy over many rows, in chunks to bound memory."""
-        loss_sum = correct = 0.0
-        for i in range(0, len(labels), chunk):
-            sl = slice(i, i + chunk)
-            loss, acc, _ = softmax_cross_entropy(self.logits(params, x[sl], y[sl]), labels[sl])
-            n = len(labels[sl])
-            loss_sum += loss * n
-            correct += acc * n
-        return loss_sum / len(labels), correct / len(labels)
+    def evaluate(self, params, x, y, labels):
+        """Mean loss and accuracy over many rows, chunked over the engine's threads."""
+        tables = self._tables(params)
+
+        def chunk(s):
+            logits, _ = self._forward(params, tables, x[s], y[s])
+            loss_sum, correct, _ = softmax_cross_entropy(logits, labels[s])
+            return loss_sum, correct
+
+        parts = _THREADS.map(chunk, _split(len(labels)))
+        return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------
-    def loss_and_grads(self, params, batch: Batch):
-        """Loss, accuracy and gradients of every parameter on one batch."""
-        logits, cache = self._forward(params, batch.x, batch.y)
-        loss, acc, dlogits = softmax_cross_entropy(logits, batch.labels)
-        grads = {}
-        a_last = cache[-1][1]
-        grads["W_out"] = a_last.T @ dlogits
-        grads["b_out"] = dlogits.sum(axis=0)
+    def _chunk_grads(self, params, tables, chunk: _Chunk, scale: float):
+        logits, saved = self._forward(params, tables, chunk.x, chunk.y)
+        loss_sum, correct, dlogits = softmax_cross_entropy(logits, chunk.labels, scale)
+        grads = {"W_out": saved[-1][0].T @ dlogits, "b_out": dlogits.sum(axis=0)}
         da = dlogits @ params["W_out"].T
         for k in range(self.n_layers, 0, -1):
-            z, a = cache[k - 1]
-            dz = _act_backward(self.activation, z, a, da)
-            grads[f"b{k}"] = dz.sum(axis=0)
+            dz = _act_backward(self.activation, saved[k - 1][1], da)
             if k > 1:
-                grads[f"W{k}"] = cache[k - 2][1].T @ dz
+                grads[f"W{k}"] = saved[k - 2][0].T @ dz
+                grads[f"b{k}"] = dz.sum(axis=0)
                 da = dz @ params[f"W{k}"].T
-        # First layer through the per-token tables: sum the gradient per token, then 2 tiny matmuls.
-        d = self.d_embed
+        grads["tables"] = chunk.onehot @ dz  # per-token sums: x rows, then y rows
+        return loss_sum, correct, grads
+
+    def loss_and_grads(self, params, batch: Batch):
+        """Mean loss, accuracy and gradients of every parameter on one batch."""
+        tables = self._tables(params)
+        scale = 1.0 / len(batch)
+        parts = _THREADS.map(lambda c: self._chunk_grads(params, tables, c, scale), batch.chunks)
+        loss = sum(p[0] for p in parts) / len(batch)
+        acc = sum(p[1] for p in parts) / len(batch)
+        grads = parts[0][2]
+        for part in parts[1:]:  # in chunk order, whichever thread finished first
+            for name, g in part[2].items():
+                grads[name] += g
+        # Through the per-token tables: two tiny matmuls per side instead of one per example.
+        d, v = self.d_embed, self.n_tokens
         embed, w1 = params["embed"], params["W1"]
-        dtable_x, dtable_y = batch.sum_per_token(dz)
+        sums = grads.pop("tables")
+        dtable_x, dtable_y = sums[:v], sums[v:]
+        grads["b1"] = dtable_x.sum(axis=0)  # b1 sits in the x table: every row adds it once
         grads["W1"] = np.concatenate([embed.T @ dtable_x, embed.T @ dtable_y])
         grads["embed"] = dtable_x @ w1[:d].T + dtable_y @ w1[d:].T
         return loss, acc, {name: grads[name] for name in params}
 
 
 def reference_loss_and_grads(model: MLP, params, x, y, labels):
-    """The textbook formulation (concatenate embeddings, dense matmul, np.add.at), for tests only."""
-    embed = params["embed"]
-    inputs = np.concatenate([embed[x], embed[y]], axis=1)
-    acts, zs = [inputs], []
+    """The textbook formulation, written independently of the fast path, for the tests only:
+    concatenated embeddings, a dense first layer, out-of-place ops, np.add.at, argmax accuracy."""
+    act = {"relu": lambda z: np.maximum(z, 0), "quadratic": lambda z: z * z, "tanh": np.tanh}
+    dact = {"relu": lambda z: (z > 0).astype(z.dtype), "quadratic": lambda z: 2 * z,
+            "tanh": lambda z: 1 - np.tanh(z) ** 2}
+    embed, n = params["embed"], len(labels)
+    acts, zs = [np.concatenate([embed[x], embed[y]], axis=1)], []
     for k in range(1, model.n_layers + 1):
-        z = acts[-1] @ params[f"W{k}"] + params[f"b{k}"]
-        zs.append(z)
-        acts.append(_act(model.activation, z))
+        zs.append(acts[-1] @ params[f"W{k}"] + params[f"b{k}"])
+        acts.append(act[model.activation](zs[-1]))
     logits = acts[-1] @ params["W_out"] + params["b_out"]
-    loss, acc, dlogits = softmax_cross_entropy(logits, labels)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_probs[np.arange(n), labels].mean())
+    acc = float(np.mean(logits.argmax(axis=1) == labels))
+    dlogits = (np.exp(log_probs) - np.eye(model.n_classes, dtype=logits.dtype)[labels]) / n
     grads = {"W_out": acts[-1].T @ dlogits, "b_out": dlogits.sum(axis=0)}
     da = dlogits @ params["W_out"].T
     for k in range(model.n_layers, 0, -1):
-        dz = _act_backward(model.activation, zs[k - 1], acts[k], da)
+        dz = da * dact[model.activation](zs[k - 1])
         grads[f"W{k}"] = acts[k - 1].T @ dz
         grads[f"b{k}"] = dz.sum(axis=0)
         da = dz @ params[f"W{k}"].T
