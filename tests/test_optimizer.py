@@ -3,7 +3,7 @@ import unittest
 
 import numpy as np
 
-from grokking.optimizer import SGD, AdamW, learning_rate
+from grokking.optimizer import SGD, Adam, AdamW, Noise, learning_rate
 
 
 class AdamWSteps(unittest.TestCase):
@@ -40,6 +40,43 @@ class AdamWSteps(unittest.TestCase):
         self.assertEqual(opt.m["w"].dtype, np.float32)
 
 
+class Interventions(unittest.TestCase):
+    def test_decay_toward_the_initial_weights(self):
+        # Zero gradient: p <- p + lr * wd * (p0 - p), so a moved weight is pulled back toward p0.
+        p = {"w": np.array([2.0])}
+        opt = AdamW(p, weight_decay=1.0, decay_to_init=True)
+        p["w"][0] = 3.0
+        opt.step(p, {"w": np.array([0.0])}, 0.1)
+        self.assertAlmostEqual(float(p["w"][0]), 3.0 + 0.1 * (2.0 - 3.0))
+
+    def test_coupled_adam_adds_l2_to_the_gradient(self):
+        lr, wd, eps = 0.1, 0.5, 1e-8
+        p = {"w": np.array([1.0, -2.0])}
+        g = np.array([0.5, 1.0])
+        Adam(p, eps=eps, weight_decay=wd, decoupled=False).step(p, {"w": g}, lr)
+        g_l2 = g + wd * np.array([1.0, -2.0])
+        # First step: m_hat = g, v_hat = g^2, so the update is lr * sign(g), with no separate decay.
+        np.testing.assert_allclose(p["w"], np.array([1.0, -2.0]) - lr * g_l2 / (np.abs(g_l2) + eps))
+
+    def test_noise_is_a_pure_function_of_the_step(self):
+        seed = np.random.SeedSequence(7)
+        a, b = {"w": np.zeros(1000)}, {"w": np.zeros(1000)}
+        Noise(seed, grad_std=0.1).perturb_grads(a, step=5)
+        Noise(seed, grad_std=0.1).perturb_grads(b, step=5)
+        np.testing.assert_array_equal(a["w"], b["w"])
+        self.assertAlmostEqual(float(np.std(a["w"])), 0.1, delta=0.01)
+        c = {"w": np.zeros(1000)}
+        Noise(seed, grad_std=0.1).perturb_grads(c, step=6)
+        self.assertFalse(np.array_equal(a["w"], c["w"]))
+        w = {"w": np.zeros(1000)}
+        Noise(seed, weight_std=0.1).perturb_weights(w, step=5)
+        self.assertFalse(np.array_equal(a["w"], w["w"]))  # weights and gradients draw apart
+        untouched = {"w": np.zeros(3)}
+        Noise(seed).perturb_grads(untouched, 1)
+        Noise(seed).perturb_weights(untouched, 1)
+        self.assertFalse(untouched["w"].any())
+
+
 class SGDSteps(unittest.TestCase):
     def test_momentum_and_weight_decay_by_hand(self):
         lr, mu, wd = 0.1, 0.9, 0.01
@@ -61,7 +98,8 @@ class SGDSteps(unittest.TestCase):
 
 class State(unittest.TestCase):
     def test_a_restored_optimizer_continues_identically(self):
-        for make in (lambda p: AdamW(p, weight_decay=0.1), lambda p: SGD(p, momentum=0.9)):
+        for make in (lambda p: AdamW(p, weight_decay=0.1), lambda p: SGD(p, momentum=0.9),
+                     lambda p: AdamW(p, weight_decay=0.1, decay_to_init=True)):
             rng = np.random.default_rng(0)
             grads = [{"w": rng.standard_normal(3)} for _ in range(4)]
             a = {"w": np.ones(3)}

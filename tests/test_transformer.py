@@ -1,0 +1,262 @@
+import math
+import unittest
+
+import numpy as np
+
+from grokking.model import CHUNK_ROWS, Batch, engine_threads
+from grokking.optimizer import AdamW
+from grokking.transformer import Transformer
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the cross-check is optional; torch is never a dependency
+    torch = None
+
+
+def random_batch(rng, n_tokens, n_classes, n, dtype="float64"):
+    return Batch(rng.integers(0, n_tokens, n), rng.integers(0, n_tokens, n),
+                 rng.integers(0, n_classes, n), n_tokens, dtype)
+
+
+def perturbed_params(model, rng):
+    params = model.init_params(rng)
+    for p in params.values():  # nonzero biases and non-unit gains, so their gradients are exercised
+        p += 0.1 * rng.standard_normal(p.shape)
+    return params
+
+
+class GradientCheck(unittest.TestCase):
+    """Central finite differences in float64 against the hand-written backward pass."""
+
+    def check(self, positional, dropout):
+        rng = np.random.default_rng(0)
+        model = Transformer(5, 4, d_model=8, n_layers=2, n_heads=2, d_ff=12, dropout=dropout,
+                            dtype="float64", positional=positional)
+        params = perturbed_params(model, rng)
+        batch = random_batch(rng, 5, 4, 9)  # 9 rows over 5 operands: repeated x exercises the prefix sums
+
+        def loss_and_grads():  # a fresh stream each time: the same dropout masks in every evaluation
+            return model.loss_and_grads(params, batch, np.random.default_rng(7))
+
+        _, _, grads = loss_and_grads()
+        self.assertEqual(set(grads), set(params))
+        eps = 1e-6
+        for name, p in params.items():
+            numeric = np.zeros_like(p)
+            for i in np.ndindex(p.shape):
+                old = p[i]
+                p[i] = old + eps
+                up = loss_and_grads()[0]
+                p[i] = old - eps
+                down = loss_and_grads()[0]
+                p[i] = old
+                numeric[i] = (up - down) / (2 * eps)
+            with self.subTest(positional=positional, dropout=dropout, param=name):
+                np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-8)
+
+    def test_sinusoidal_positions(self):
+        self.check("sinusoidal", 0.0)
+
+    def test_learned_positions(self):
+        self.check("learned", 0.0)
+
+    def test_with_dropout(self):
+        self.check("learned", 0.3)
+
+
+class Causality(unittest.TestCase):
+    def test_later_tokens_do_not_change_earlier_positions(self):
+        rng = np.random.default_rng(1)
+        model = Transformer(6, 6, d_model=8, n_layers=3, n_heads=2, dtype="float64", positional="learned")
+        params = perturbed_params(model, rng)
+        tokens = rng.integers(0, model.vocab_size, (5, 4))
+        before = model.hidden_states(params, tokens)
+        for j in range(4):
+            changed = tokens.copy()
+            changed[:, j] = (changed[:, j] + 1) % model.vocab_size
+            after = model.hidden_states(params, changed)
+            for layer, (a, b) in enumerate(zip(before, after)):
+                with self.subTest(position=j, layer=layer):
+                    np.testing.assert_array_equal(a[:, :j], b[:, :j])
+                    self.assertTrue(np.all(np.abs(a[:, j] - b[:, j]).max(axis=1) > 0))
+
+    def test_fast_path_matches_plain_forward(self):
+        # The fast path shares positions 0-1 per distinct x and skips rows the answer cannot see.
+        rng = np.random.default_rng(2)
+        for n_layers in (1, 2, 3):
+            model = Transformer(7, 5, d_model=16, n_layers=n_layers, n_heads=4, dtype="float64")
+            params = perturbed_params(model, rng)
+            x, y = rng.integers(0, 7, 30), rng.integers(0, 7, 30)
+            plain = model.hidden_states(params, model.tokens(x, y))[-1][:, 3] @ params["W_out"]
+            np.testing.assert_allclose(model.logits(params, x, y), plain, rtol=1e-12, atol=1e-12)
+
+
+def torch_loss_and_grads(model, params, x, y, labels):
+    """The same architecture written independently with torch.nn.functional and autograd."""
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    d, nh = model.d_model, model.n_heads
+    dh = d // nh
+    tokens = torch.stack([torch.tensor(x), torch.full((len(x),), model.n_tokens), torch.tensor(y),
+                          torch.full((len(x),), model.n_tokens + 1)], dim=1)
+    if model.positional == "learned":
+        pos = t["pos"]
+    else:  # PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))
+        pos = torch.zeros(4, d, dtype=torch.float64)
+        for p in range(4):
+            for i in range(0, d, 2):
+                pos[p, i] = math.sin(p / 10000 ** (i / d))
+                pos[p, i + 1] = math.cos(p / 10000 ** (i / d))
+    h = F.embedding(tokens, t["embed"]) + pos
+    n = h.shape[0]
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    for i in range(model.n_layers):
+        w = lambda name: t[f"l{i}.{name}"]  # noqa: E731
+        q, k, v = F.linear(h, w("W_qkv").T).split(d, dim=-1)
+        q, k, v = (a.view(n, 4, nh, dh).transpose(1, 2) for a in (q, k, v))
+        att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(~causal, float("-inf")).softmax(-1)
+        o = (att @ v).transpose(1, 2).reshape(n, 4, d)
+        h = F.layer_norm(h + F.linear(o, w("W_o").T), (d,), w("ln1_g"), w("ln1_b"), eps=1e-5)
+        f = F.linear(F.relu(F.linear(h, w("W_ff1").T, w("b_ff1"))), w("W_ff2").T, w("b_ff2"))
+        h = F.layer_norm(h + f, (d,), w("ln2_g"), w("ln2_b"), eps=1e-5)
+    logits = F.linear(h[:, -1], t["W_out"].T)
+    loss = F.cross_entropy(logits, torch.tensor(labels))
+    loss.backward()
+    return loss.item(), {k: v.grad.numpy() for k, v in t.items()}
+
+
+@unittest.skipUnless(torch is not None, "torch is not installed")
+class MatchesPyTorch(unittest.TestCase):
+    def test_loss_and_every_gradient(self):
+        rng = np.random.default_rng(3)
+        for n_layers, positional in ((1, "learned"), (2, "sinusoidal"), (3, "learned")):
+            model = Transformer(11, 9, d_model=16, n_layers=n_layers, n_heads=4, dtype="float64",
+                                positional=positional)
+            params = perturbed_params(model, rng)
+            batch = random_batch(rng, 11, 9, 64)
+            loss, _, grads = model.loss_and_grads(params, batch)
+            tloss, tgrads = torch_loss_and_grads(model, params, batch.x, batch.y, batch.labels)
+            self.assertAlmostEqual(loss, tloss, places=12)
+            self.assertEqual(set(grads), set(tgrads))
+            for name in params:
+                with self.subTest(n_layers=n_layers, param=name):
+                    np.testing.assert_allclose(grads[name], tgrads[name], rtol=1e-9, atol=1e-12)
+
+    def test_float32_paper_config(self):
+        rng = np.random.default_rng(4)
+        model = Transformer(97, 97)
+        params = model.init_params(rng)
+        batch = random_batch(rng, 97, 97, 128, "float32")
+        loss, _, grads = model.loss_and_grads(params, batch)
+        tloss, tgrads = torch_loss_and_grads(model, params, batch.x, batch.y, batch.labels)
+        self.assertAlmostEqual(loss, tloss, places=4)
+        for name in params:
+            with self.subTest(param=name):
+                self.assertEqual(grads[name].dtype, np.float32)
+                scale = np.abs(tgrads[name]).max()
+                np.testing.assert_allclose(grads[name] / scale, tgrads[name] / scale, atol=1e-4)
+
+
+class Engine(unittest.TestCase):
+    def test_chunks_and_threads_give_the_same_bytes(self):
+        rng = np.random.default_rng(5)
+        model = Transformer(13, 13, d_model=8, n_layers=2, n_heads=2, dropout=0.1)
+        params = model.init_params(rng)
+        batch = random_batch(rng, 13, 13, 2 * CHUNK_ROWS + 77, "float32")
+        results = []
+        for threads in (1, 2):
+            with engine_threads(threads):
+                loss, acc, grads = model.loss_and_grads(params, batch, np.random.default_rng(6))
+            results.append((loss, acc, b"".join(grads[k].tobytes() for k in sorted(grads))))
+        self.assertEqual(results[0], results[1])
+
+    def test_evaluate_matches_loss_without_dropout(self):
+        rng = np.random.default_rng(7)
+        model = Transformer(13, 13, d_model=8, n_layers=2, n_heads=2, dtype="float64")
+        params = model.init_params(rng)
+        batch = random_batch(rng, 13, 13, CHUNK_ROWS + 50)  # two chunks, unequal
+        loss, acc, _ = model.loss_and_grads(params, batch)
+        eval_loss, eval_acc = model.evaluate(params, batch.x, batch.y, batch.labels)
+        self.assertAlmostEqual(loss, eval_loss, places=12)
+        self.assertEqual(acc, eval_acc)
+        logits = model.logits(params, batch.x, batch.y)
+        self.assertEqual(eval_acc, np.mean(logits.argmax(axis=1) == batch.labels))
+
+    def test_dropout_needs_a_generator_and_zero_dropout_draws_nothing(self):
+        rng = np.random.default_rng(8)
+        batch = random_batch(rng, 5, 5, 10, "float32")
+        dropping = Transformer(5, 5, d_model=8, n_heads=2, dropout=0.1)
+        params = dropping.init_params(rng)
+        with self.assertRaises(ValueError):
+            dropping.loss_and_grads(params, batch)
+        plain = Transformer(5, 5, d_model=8, n_heads=2)
+        stream = np.random.default_rng(9)
+        state = stream.bit_generator.state
+        self.assertEqual(plain.loss_and_grads(params, batch, stream)[0], plain.loss_and_grads(params, batch)[0])
+        self.assertEqual(stream.bit_generator.state, state)
+        # Dropout is active in training only: two streams give two losses, evaluate gives neither.
+        a = dropping.loss_and_grads(params, batch, np.random.default_rng(1))[0]
+        b = dropping.loss_and_grads(params, batch, np.random.default_rng(2))[0]
+        self.assertNotEqual(a, b)
+        self.assertAlmostEqual(dropping.evaluate(params, batch.x, batch.y, batch.labels)[0],
+                               plain.evaluate(params, batch.x, batch.y, batch.labels)[0], places=6)
+
+
+class Shapes(unittest.TestCase):
+    def test_paper_config_parameter_count_and_dtype(self):
+        # p = 97: vocabulary 97 operands + op + "=", 97 answers; d_model 128, 2 layers, 4 heads.
+        model = Transformer(97, 97)
+        params = model.init_params(np.random.default_rng(0))
+        d, f = 128, 512
+        per_layer = (d * 3 * d + d * d  # W_qkv, W_o
+                     + d * f + f + f * d + d  # feed-forward with biases
+                     + 4 * d)  # two LayerNorms, gain and bias
+        self.assertEqual(per_layer, 197_760)
+        self.assertEqual(params["embed"].shape, (99, 128))
+        self.assertEqual(params["W_out"].shape, (128, 97))
+        self.assertNotIn("pos", params)  # sinusoidal positions by default: no parameters
+        self.assertEqual(sum(p.size for p in params.values()), 99 * 128 + 2 * per_layer + 128 * 97)
+        self.assertEqual(sum(p.size for p in params.values()), 420_608)
+        non_embedding = sum(p.size for k, p in params.items() if k not in ("embed", "pos"))
+        self.assertEqual(non_embedding, 407_936)  # "about 4e5 non-embedding parameters" (App. A.1.2)
+        self.assertTrue(all(p.dtype == np.float32 for p in params.values()))
+        learned = Transformer(97, 97, positional="learned").init_params(np.random.default_rng(0))
+        self.assertEqual(learned["pos"].shape, (4, 128))
+
+        rng = np.random.default_rng(1)
+        batch = random_batch(rng, 97, 97, 32, "float32")
+        self.assertEqual(model.logits(params, batch.x, batch.y).shape, (32, 97))
+        self.assertEqual(model.logits(params, batch.x, batch.y).dtype, np.float32)
+        _, _, grads = model.loss_and_grads(params, batch)
+        for name, p in params.items():
+            self.assertEqual((grads[name].shape, grads[name].dtype), (p.shape, p.dtype), name)
+        params64 = Transformer(5, 5, d_model=8, n_heads=2, dtype="float64").init_params(rng)
+        self.assertTrue(all(p.dtype == np.float64 for p in params64.values()))
+
+    def test_bad_settings_are_refused(self):
+        with self.assertRaises(ValueError):
+            Transformer(5, 5, d_model=10, n_heads=4)
+        with self.assertRaises(ValueError):
+            Transformer(5, 5, positional="rotary")
+        with self.assertRaises(ValueError):
+            Transformer(5, 5, dropout=1.0)
+
+
+class Training(unittest.TestCase):
+    def test_memorizes_a_tiny_table(self):
+        p = 7
+        x, y = (a.ravel() for a in np.meshgrid(np.arange(p), np.arange(p), indexing="ij"))
+        batch = Batch(x, y, (x + y) % p, p, "float32")
+        model = Transformer(p, p, d_model=32, n_layers=2, n_heads=4)
+        params = model.init_params(np.random.default_rng(0))
+        opt = AdamW(params, beta2=0.98, weight_decay=0.1)
+        for step in range(1, 301):
+            loss, acc, grads = model.loss_and_grads(params, batch)
+            if acc == 1.0:
+                break
+            opt.step(params, grads, 3e-3)
+        self.assertEqual(model.evaluate(params, x, y, batch.labels)[1], 1.0, f"loss {loss} at step {step}")
+
+
+if __name__ == "__main__":
+    unittest.main()
