@@ -21,7 +21,8 @@ class RunExperimentCommand(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("mod_add_grokking: completed after 40 steps", r.stdout)
         self.assertEqual({p.name for p in out.iterdir()},
-                         {"config.json", "split.json", "metrics.csv", "summary.json", "curves.png"})
+                         {"config.json", "split.json", "metrics.csv", "checkpoint.npz", "summary.json",
+                          "curves.png"})
         self.assertEqual(json.loads((out / "summary.json").read_text())["steps"], 40)
         with open(out / "metrics.csv") as fh:
             self.assertEqual(int(list(csv.DictReader(fh))[-1]["step"]), 40)

@@ -101,7 +101,7 @@ class BadInput(unittest.TestCase):
             "task.p=96": "must be prime",
             "model.activation=gelu": "relu, quadratic, tanh",
             "model.dtype=float16": "float32 or float64",
-            "optimizer.name=adam": "adamw or sgd",
+            "optimizer.name=adagrad": "adamw, adam or sgd",
         }
         for override, message in cases.items():
             over = [override, "task.operation=x/y"] if "task.p" in override else [override]

@@ -93,6 +93,36 @@ class Runs(unittest.TestCase):
         self.assertEqual((self.tmp / "png" / "curves.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
 
 
+class Interventions(unittest.TestCase):
+    """Every intervention of Power et al. Fig. 2 is a config field that changes the run, reproducibly."""
+
+    def test_each_changes_the_metrics_and_repeats_byte_for_byte(self):
+        tmp = Path(tempfile.mkdtemp())
+
+        def metrics(name, *extra):
+            run_experiment(tiny_config(*extra, "output.curves=false"), tmp / name, log=quiet)
+            return (tmp / name / "metrics.csv").read_bytes()
+
+        base = metrics("base")
+        variants = {
+            "adam": ["optimizer.name=adam"],
+            "sgd": ["optimizer.name=sgd", "optimizer.lr=0.1"],
+            "decay to init": ["optimizer.decay_toward=init"],
+            "gradient noise": ["optimizer.grad_noise=0.01"],
+            "weight noise": ["optimizer.weight_noise=0.01"],
+            "minibatch": ["training.batch_size=8"],
+            "lr": ["optimizer.lr=0.003"],
+            "transformer": ["model.type=transformer", "model.d_model=8", "model.n_heads=2"],
+            "transformer dropout": ["model.type=transformer", "model.d_model=8", "model.n_heads=2",
+                                    "model.dropout=0.2"],
+        }
+        for what, extra in variants.items():
+            with self.subTest(what):
+                first = metrics(what, *extra)
+                self.assertNotEqual(first, base)
+                self.assertEqual(metrics(what + " again", *extra), first)
+
+
 class Schedule(unittest.TestCase):
     def test_log_spaced_then_regular_and_last(self):
         s = eval_schedule(1050, 100)

@@ -1,8 +1,10 @@
 """The run directory is the record of a run: written so that nothing is lost or mixed.
 
-config.json comes first, metrics.csv grows while the run trains, summary.json comes last and only
-for a run that ended (completed or diverged). Whole-file artifacts are written to a temporary file
-in the same directory and renamed over the target, so a reader never sees half a file.
+config.json comes first, metrics.csv grows while the run trains, checkpoint.npz is replaced on
+schedule, summary.json comes last and only for a run that ended (completed or diverged). Whole-file
+artifacts are written to a temporary file in the same directory and renamed over the target, so a
+reader never sees half a file; a kill leaves at most a hidden ``.<name>.*.tmp``, removed on the next
+start or resume.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from .errors import ConfigError
 
 # Every file a run writes; a directory holding any of them holds a run.
-RUN_FILES = ("config.json", "split.json", "metrics.csv", "summary.json", "curves.png")
+RUN_FILES = ("config.json", "split.json", "metrics.csv", "checkpoint.npz", "summary.json", "curves.png")
+CHECKPOINT = "checkpoint.npz"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -42,6 +45,12 @@ def read_json(path: Path):
         return json.load(fh)
 
 
+def remove_stale_temps(out: Path) -> None:
+    """Remove the temporary files of writes a kill interrupted; none of them is ever complete."""
+    for tmp in Path(out).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def holds_run(out: Path) -> bool:
     return any((Path(out) / name).exists() for name in RUN_FILES)
 
@@ -61,7 +70,9 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     out = Path(out)
     check_out_dir(out, force)
     out.mkdir(parents=True, exist_ok=True)
-    # summary.json goes first: a directory without it never looks finished, even mid-clearing.
-    for name in ("summary.json",) + RUN_FILES:
+    # summary.json goes first: a directory without it never looks finished, even mid-clearing;
+    # the checkpoint next, so a half-cleared run is never resumed against missing metrics.
+    for name in ("summary.json", CHECKPOINT) + RUN_FILES:
         (out / name).unlink(missing_ok=True)
+    remove_stale_temps(out)
     return out

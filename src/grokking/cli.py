@@ -1,4 +1,4 @@
-"""Command lines: thin parsers over ``run_experiment`` and ``run_suite``.
+"""Command lines: thin parsers over ``run_experiment``, ``run_suite`` and ``figures.draw``.
 
 Bad input ends with one line on stderr and exit status 2; nothing is written to --out.
 """
@@ -6,12 +6,15 @@ Bad input ends with one line on stderr and exit status 2; nothing is written to 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-from .config import PRESETS, describe_keys, resolve_config
+from .artifacts import read_json
+from .config import PRESETS, config_from_dict, describe_keys, resolve_config
 from .errors import ConfigError
 from .experiment import run_experiment
-from .sweeps import run_suite
+from .sweeps import BACKENDS, run_suite
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +55,9 @@ def run_experiment_main(argv=None) -> int:
     p.add_argument("--no-curves", action="store_true", help="do not draw curves.png")
     p.add_argument("--out", help="run directory (default: runs/<preset or config name>)")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out from its checkpoint (its config.json "
+                        "is used unless --preset, --config or --override are given, which must agree)")
     args = p.parse_args(argv)
     if args.list_presets:
         print(_list_presets())
@@ -59,24 +65,34 @@ def run_experiment_main(argv=None) -> int:
     if args.list_keys:
         print(describe_keys())
         return 0
-    name = args.preset or (args.config and _stem(args.config)) or "default"
+    name = args.preset or (args.config and Path(args.config).stem) or "default"
+    out = Path(args.out or f"runs/{name}")
     try:
-        config = resolve_config(args.preset, args.config, args.override)
+        if args.resume and not (args.preset or args.config or args.override):
+            config = _stored_config(out)
+        else:
+            config = resolve_config(args.preset, args.config, args.override)
         if args.no_curves:
             config.output.curves = False
-        run_experiment(config, args.out or f"runs/{name}", force=args.force, name=name)
+        run_experiment(config, out, force=args.force, name=name, resume=args.resume)
     except ConfigError as err:
         return _fail(prog, err)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; the run directory has no summary.json", file=sys.stderr)
+        print(f"{prog}: interrupted; the run directory has no summary.json; continue it with --resume",
+              file=sys.stderr)
         return 130
     return 0
 
 
-def _stem(path: str) -> str:
-    from pathlib import Path
-
-    return Path(path).stem
+def _stored_config(out: Path):
+    """The config an interrupted run was started with, for --resume without config arguments."""
+    path = out / "config.json"
+    if not path.exists():
+        raise ConfigError(f"--resume: {str(out)!r} has no config.json; nothing to resume")
+    try:
+        return config_from_dict(read_json(path))
+    except ValueError as err:  # JSONDecodeError, or a ConfigError naming the bad key
+        raise ConfigError(f"--resume: {str(path)!r} cannot be read: {err}") from None
 
 
 def run_suite_main(argv=None) -> int:
@@ -89,16 +105,61 @@ def run_suite_main(argv=None) -> int:
                    help="set one config key in every run; repeatable")
     p.add_argument("--no-curves", action="store_true", help="do not draw curves.png for each run")
     p.add_argument("--out", default="runs/suite", help="sweep directory (default: runs/suite)")
-    p.add_argument("--force", action="store_true", help="replace runs already in --out")
+    p.add_argument("--force", action="store_true",
+                   help="train every run again from scratch (default: skip finished runs, resume interrupted ones)")
+    p.add_argument("--workers", type=int, default=_cores(),
+                   help="runs trained at once, each on one core (default: the number of cores, "
+                        f"{_cores()} here); with a --scheduler the cluster decides")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local: a pool of processes on this machine; dask: Dask distributed "
+                        "(pip install -e '.[dask]')")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="address of a Dask scheduler (with --backend dask; default: a local Dask cluster)")
+    p.add_argument("--retries", type=int, default=1,
+                   help="train a run that raised or whose worker died again up to this many times (default: 1)")
     args = p.parse_args(argv)
     try:
         presets = _csv(args.presets, str, "presets")
         seeds = _csv(args.seeds, int, "seeds")
-        run_suite(presets, seeds, args.out, overrides=args.override,
-                  curves=not args.no_curves, force=args.force)
+        rows = run_suite(presets, seeds, args.out, overrides=args.override,
+                         curves=not args.no_curves, force=args.force, workers=args.workers,
+                         backend=args.backend, scheduler=args.scheduler, retries=args.retries)
     except ConfigError as err:
         return _fail(prog, err)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished runs keep their summary.json", file=sys.stderr)
+        print(f"{prog}: interrupted; finished runs keep their summary.json; the same command "
+              "resumes the rest", file=sys.stderr)
         return 130
+    bad = [r for r in rows if r["status"] != "completed"]
+    if bad:
+        listed = "; ".join(f"{r['preset']} seed {r['seed']}: {r['status']} ({r['error']})" for r in bad)
+        print(f"{prog}: {len(bad)} of {len(rows)} runs did not complete: {listed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def make_figures_main(argv=None) -> int:
+    from .figures import FIGURES, draw
+
+    prog = "make_figures"
+    p = _Parser(prog=prog, description="Draw the paper's figures from a run or sweep directory as PNG files.")
+    p.add_argument("source", help="a run directory (curves, embeddings) or a sweep directory (all figures)")
+    p.add_argument("--out", help="where to write the PNG files (default: <source>/figures)")
+    p.add_argument("--figures", default=",".join(FIGURES),
+                   help=f"comma-separated subset of: {', '.join(FIGURES)} (default: all that apply)")
+    args = p.parse_args(argv)
+    try:
+        made = draw(Path(args.source), Path(args.out or Path(args.source) / "figures"),
+                    _csv(args.figures, str, "figures"))
+    except ConfigError as err:
+        return _fail(prog, err)
+    for path in made:
+        print(path)
     return 0

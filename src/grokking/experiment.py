@@ -2,12 +2,14 @@
 
 ``run_experiment`` is the single library call behind both command lines, the sweeps and the tests.
 The loop keeps a fixed order each step: learning rate, batch, forward/backward, optimizer update,
-and, on the evaluation schedule, whole-split evaluation appended to metrics.csv.
+and, on the evaluation schedule, whole-split evaluation appended to metrics.csv; on the checkpoint
+schedule and at the end, checkpoint.npz, from which ``resume=True`` continues a killed run.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
 import time
@@ -16,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .artifacts import prepare_out_dir, write_json
+from .artifacts import CHECKPOINT, prepare_out_dir, remove_stale_temps, write_json
+from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
-from .model import MLP, Batch, weight_norm
-from .optimizer import SGD, AdamW, learning_rate
+from .errors import ConfigError
+from .model import MLP, Batch, engine_threads, weight_norm
+from .optimizer import SGD, Adam, Noise, learning_rate
 from .tasks import build_table, split_indices
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
@@ -41,25 +45,39 @@ def versions() -> dict:
     return {"grokking": __version__, "python": platform.python_version(), "numpy": np.__version__}
 
 
-def build_model(config: Config, n_tokens: int, n_classes: int) -> MLP:
+def build_model(config: Config, n_tokens: int, n_classes: int):
     m = config.model
+    if m.type == "transformer":
+        from .transformer import Transformer
+
+        return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
+                           dropout=m.dropout, init_scale=m.init_scale, dtype=m.dtype, positional=m.positional)
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
                activation=m.activation, init_scale=m.init_scale, dtype=m.dtype)
 
 
 def build_optimizer(config: Config, params):
     o = config.optimizer
+    to_init = o.decay_toward == "init"
     if o.name == "sgd":
-        return SGD(params, momentum=o.momentum, weight_decay=o.weight_decay)
-    return AdamW(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay)
+        return SGD(params, momentum=o.momentum, weight_decay=o.weight_decay, decay_to_init=to_init)
+    return Adam(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay,
+                decoupled=o.name == "adamw", decay_to_init=to_init)
 
 
-def _batches(train_idx: np.ndarray, batch_size: int, rng: np.random.Generator):
-    """Epochs of shuffled minibatches of training-row indices (the last of an epoch may be smaller)."""
-    while True:
-        order = train_idx[rng.permutation(len(train_idx))]
-        for i in range(0, len(order), batch_size):
-            yield order[i:i + batch_size]
+def _step_rng(seq: np.random.SeedSequence, step: int) -> np.random.Generator:
+    """A generator that depends only on (stream, step): a resumed run draws what an uninterrupted
+    one would, with no generator state to checkpoint."""
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, step)))
+
+
+def check_run_config(config: Config) -> Config:
+    """validate() plus the rules of the keys only the run loop reads."""
+    validate(config)
+    if config.output.checkpoint_interval < 0:
+        raise ConfigError("output.checkpoint_interval must be >= 0 (0: only at the end), "
+                          f"got {config.output.checkpoint_interval}")
+    return config
 
 
 def _fmt(value) -> str:
@@ -87,29 +105,47 @@ class _Progress:
 
 
 def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
-                   log=print) -> dict:
+                   log=print, threads: int | None = None, resume: bool = False) -> dict:
     """Train one run described by ``config`` and write its artifacts to ``out``; return the summary.
 
-    Raises ConfigError (before anything is written) for a config no run can use or an ``out``
-    that already holds a run and ``force`` is false.
+    ``threads`` is how many cores the engine uses (default: all); it changes speed, never results.
+
+    With ``resume``, continue the interrupted run in ``out`` from its checkpoint: metrics.csv and
+    the parameters end byte-identical to those of an uninterrupted run.
+
+    Raises ConfigError (before anything is written) for a config no run can use, an ``out`` that
+    already holds a run and ``force`` is false, or, with ``resume``, an ``out`` without a
+    checkpoint or whose config.json differs in a setting that changes results.
     """
-    validate(config)
+    check_run_config(config)
+    if resume and force:
+        raise ConfigError("--resume continues the run in --out and --force replaces it; choose one")
     t, tr = config.task, config.training
     table = build_table(t.operation, t.p, t.n)
-    out = prepare_out_dir(Path(out), force)
+    if resume:
+        out = Path(out)
+        ckpt_path = check_resumable(out, config.to_dict())
+        remove_stale_temps(out)
+        (out / "curves.png").unlink(missing_ok=True)  # redrawn at the end, or not at all
+    else:
+        out = prepare_out_dir(Path(out), force)
 
-    # Named random streams from one seed: the split, the initialization and the batch order.
-    split_seq, init_seq, batch_seq = np.random.SeedSequence(tr.seed).spawn(3)
+    # Named random streams from one seed: the split, the initialization, the batch order, the
+    # gradient and weight noise, and dropout (spawning more streams leaves the first ones unchanged).
+    split_seq, init_seq, batch_seq, noise_seq, dropout_seq = np.random.SeedSequence(tr.seed).spawn(5)
     train_idx, val_idx = split_indices(len(table), t.train_fraction, np.random.default_rng(split_seq))
     model = build_model(config, table.n_tokens, table.n_classes)
     params = model.init_params(np.random.default_rng(init_seq))
     optimizer = build_optimizer(config, params)
+    noise = Noise(noise_seq, config.optimizer.grad_noise, config.optimizer.weight_noise)
+    uses_dropout = config.model.type == "transformer" and config.model.dropout > 0
     n_params = int(sum(p.size for p in params.values()))
 
-    write_json(out / "config.json", {**config.to_dict(), "meta": versions()})
-    write_json(out / "split.json", {
-        "rows": "row-major over (x, y); see grokking.tasks.build_table",
-        "train": train_idx.tolist(), "val": val_idx.tolist()})
+    if not resume:
+        write_json(out / "config.json", {**config.to_dict(), "meta": versions()})
+        write_json(out / "split.json", {
+            "rows": "row-major over (x, y); see grokking.tasks.build_table",
+            "train": train_idx.tolist(), "val": val_idx.tolist()})
 
     def split(idx):
         return table.x[idx], table.y[idx], table.labels[idx]
@@ -118,9 +154,8 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     full_batch = tr.batch_size == 0 or tr.batch_size >= len(train_idx)
     if full_batch:
         fixed = Batch(*train_rows, table.n_tokens, model.dtype)  # one-hot built once per run
-    else:
-        batch_rng = np.random.default_rng(batch_seq)
-        batches = _batches(train_idx, tr.batch_size, batch_rng)
+    batch_order = None if full_batch else BatchOrder(train_idx, tr.batch_size,
+                                                     np.random.default_rng(batch_seq))
 
     schedule = eval_schedule(tr.steps, tr.eval_interval)
     next_eval = 0
@@ -130,18 +165,68 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     time_to_val_99 = None
     last = {}
     eval_time = 0.0
+    done = 0
+    elapsed = 0.0  # wall time of the earlier sessions of a resumed run
+    ended = None  # the status a final checkpoint recorded: training is over, only the summary is left
+
+    if resume:
+        meta, saved_params, saved_state = load_checkpoint(ckpt_path)
+        for key, value in saved_params.items():
+            params[key][...] = value
+        optimizer.load_state_dict(saved_state)
+        if batch_order is not None:
+            batch_order.load_state_dict(meta["batch_order"])
+        done, elapsed, eval_time = meta["step"], meta["elapsed_s"], meta["eval_time_s"]
+        time_to_val_99, ended = meta["time_to_val_99_s"], meta["ended"]
+        name = meta["name"]  # the run keeps the name it started with, whatever resumed it
+        rows = truncate_metrics(out / "metrics.csv", done, METRIC_COLUMNS)
+        expected = [s for s in schedule if s <= done]
+        if not ended and [r["step"] for r in rows] != expected:
+            raise ConfigError(f"--resume: {str(out / 'metrics.csv')!r} lacks rows the checkpoint at "
+                              f"step {done} expects; start the run again with --force")
+        # The running values, exactly as the uninterrupted run had them at this step.
+        for row in rows:
+            last = row
+            for key in ("train_acc", "val_acc"):
+                best[key] = max(best[key], row[key])
+            for key in ("train_loss", "val_loss"):
+                if math.isfinite(row[key]):
+                    best[key] = min(best[key], row[key])
+            if first99["train"] is None and row["train_acc"] >= THRESHOLD:
+                first99["train"] = row["step"]
+            if first99["val"] is None and row["val_acc"] >= THRESHOLD:
+                first99["val"] = row["step"]
+        next_eval = len(expected)
+        status = ended or status
+
+    def checkpoint(step: int, ended_as=None) -> None:
+        # Every row up to this step must be on disk before a checkpoint says the run got this far.
+        metrics.flush()
+        os.fsync(metrics.fileno())
+        save_checkpoint(out / CHECKPOINT, step, params, optimizer.state_dict(), {
+            "batch_order": None if batch_order is None else batch_order.state_dict(),
+            "elapsed_s": elapsed + time.perf_counter() - start, "eval_time_s": eval_time,
+            "time_to_val_99_s": time_to_val_99, "ended": ended_as, "name": name})
+
+    interval = config.output.checkpoint_interval
     progress = _Progress(tr.steps, config.output.progress, name)
     start = time.perf_counter()
-    done = 0
-    with open(out / "metrics.csv", "w", newline="", buffering=1) as metrics:
-        metrics.write(",".join(METRIC_COLUMNS) + "\n")
-        for step in range(1, tr.steps + 1):
+    with engine_threads(threads), open(out / "metrics.csv", "a" if resume else "w", newline="",
+                                       buffering=1) as metrics:
+        if not resume:
+            metrics.write(",".join(METRIC_COLUMNS) + "\n")
+        for step in range(done + 1, tr.steps + 1) if not ended else ():
             lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
-            batch = fixed if full_batch else Batch(*split(next(batches)), table.n_tokens, model.dtype)
-            loss, _, grads = model.loss_and_grads(params, batch)
+            batch = fixed if full_batch else Batch(*split(batch_order.next()), table.n_tokens, model.dtype)
+            if uses_dropout:
+                loss, _, grads = model.loss_and_grads(params, batch, _step_rng(dropout_seq, step))
+            else:
+                loss, _, grads = model.loss_and_grads(params, batch)
             diverged = not math.isfinite(loss)
             if not diverged:
+                noise.perturb_grads(grads, step)
                 optimizer.step(params, grads, lr)
+                noise.perturb_weights(params, step)
             done = step
             if diverged or step == schedule[next_eval]:
                 next_eval += 1
@@ -163,13 +248,17 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
                     first99["train"] = step
                 if first99["val"] is None and val_acc >= THRESHOLD:
                     first99["val"] = step
-                    time_to_val_99 = time.perf_counter() - start
+                    time_to_val_99 = elapsed + time.perf_counter() - start
                 progress.update(step, train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
             if diverged:
                 status = "diverged"
                 break
+            if interval and step % interval == 0 and step < tr.steps:
+                checkpoint(step)
+        if not ended:
+            checkpoint(done, ended_as=status)  # the final parameters; a kill after this skips training
     progress.close()
-    wall = time.perf_counter() - start
+    wall = elapsed + time.perf_counter() - start
 
     s99, v99 = first99["train"], first99["val"]
     summary = {

@@ -2,6 +2,12 @@
 
 All configs are resolved and every run directory checked before the first run trains, so a typo
 fails at once with nothing written, not an hour into a sweep.
+
+Runs train in worker processes (``backends``: a local pool or Dask), one core each, so a sweep on
+N workers gives the same bytes as on one. The same command run again skips finished runs (they
+have summary.json), resumes interrupted ones from their checkpoint and rebuilds the summary. A run
+that raises or whose worker dies is retried up to ``retries`` times; whatever happens to one run,
+the others finish and the sweep summary records each run's status and error.
 """
 
 from __future__ import annotations
@@ -9,13 +15,28 @@ from __future__ import annotations
 import csv
 import io
 import math
-import statistics
+import os
+import sys
+import warnings
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import check_out_dir, write_atomic, write_json
+from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
+from .backends import BACKENDS, check_backend, make_backend
+from .checkpoint import config_difference
 from .config import Config, resolve_config
-from .experiment import run_experiment
+from .errors import ConfigError
+from .experiment import check_run_config, one_line, run_experiment
+
+__all__ = ["BACKENDS", "run_suite", "plan_runs", "aggregate", "format_table"]
+
+# Test-only: make chosen runs fail inside the worker, to exercise recovery without a user-facing
+# setting that could do it. "<preset>/seed_<k>:exit|raise[:<attempt>]", comma-separated; "exit" ends
+# the worker process with os._exit, as a segfault or the OOM killer would; without an attempt
+# number the fault strikes every attempt.
+FAULT_ENV = "GROKKING_TEST_FAULT"
+RAN = ("completed", "diverged")  # statuses of a run that ended with a summary.json
 
 
 @dataclass
@@ -25,6 +46,21 @@ class RunSpec:
     config: Config
     out: Path
 
+    @property
+    def name(self) -> str:
+        return f"{self.preset} seed {self.seed}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.preset}/seed_{self.seed}"
+
+
+@dataclass
+class Attempt:
+    spec: RunSpec
+    number: int = 1  # 1 for the first try of this sweep command
+    fresh: bool = False  # start over instead of resuming from a checkpoint
+
 
 def plan_runs(presets, seeds, out, overrides=(), curves=True, force=False) -> list[RunSpec]:
     specs = []
@@ -33,40 +69,268 @@ def plan_runs(presets, seeds, out, overrides=(), curves=True, force=False) -> li
             config = resolve_config(preset, None, [*overrides, f"training.seed={seed}"])
             config.output.curves = curves
             config.output.progress = False  # one bar per run would flood a sweep's terminal
-            run_dir = Path(out) / preset / f"seed_{seed}"
-            check_out_dir(run_dir, force)
+            check_run_config(config)
+            # Absolute: a Dask worker may start in another directory.
+            run_dir = Path(out).absolute() / preset / f"seed_{seed}"
+            check_out_dir(run_dir, force=True)  # a run already there is skipped or resumed, below
+            if not force:
+                _check_same_config(run_dir, config)
             specs.append(RunSpec(preset, seed, config, run_dir))
     return specs
+
+
+def _check_same_config(run_dir: Path, config: Config) -> None:
+    """Refuse to skip or resume a run that was started with settings that change its results."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    try:
+        stored = read_json(path)
+    except ValueError:
+        return  # not a run this sweep can use: its worker starts it over
+    diff = config_difference(stored, config.to_dict())
+    if diff:
+        raise ConfigError(f"{str(run_dir)!r} holds a run with another config: {diff}; "
+                          "pass --force to replace it or choose another --out")
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+def _quiet(*_):
+    pass
+
+
+def _inject_fault(attempt: Attempt) -> None:
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        key, kind, *when = item.strip().split(":")
+        if key == attempt.spec.key and (not when or int(when[0]) == attempt.number):
+            if kind == "exit":
+                os._exit(70)
+            raise RuntimeError(f"injected fault ({FAULT_ENV})")
+
+
+def train_run(attempt: Attempt) -> dict:
+    """Train one run in a worker process, resuming it when it has a checkpoint; return its summary."""
+    _inject_fault(attempt)
+    spec = attempt.spec
+    resume = not attempt.fresh and (spec.out / CHECKPOINT).exists()
+    # One core per run (one engine thread, one BLAS thread): the workers already fill the cores,
+    # more threads would only contend, and a serial sweep gives the same bytes as a parallel one.
+    summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
+                             name=spec.name, log=_quiet, threads=1)
+    return {"summary": summary, "action": "resumed" if resume else "trained"}
+
+
+# -- the sweep side -------------------------------------------------------------------------------
+
+def _error_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
+
+
+def _row(spec: RunSpec, action: str, attempts: int, summary: dict | None = None,
+         error: str | None = None) -> dict:
+    status = summary["status"] if summary else "failed"
+    if status == "diverged":
+        error = f"loss became non-finite by step {summary['steps']}"
+    return {"preset": spec.preset, "seed": spec.seed, "status": status, "error": error,
+            "attempts": attempts, "action": action,
+            **{k: v for k, v in (summary or {}).items() if k not in ("name", "status")}}
+
+
+class SweepProgress:
+    """A tqdm bar over the sweep's runs with done, failed and grokked counts, on a terminal only."""
+
+    def __init__(self, total: int, log):
+        self.log = log
+        self.counts = {"done": 0, "failed": 0, "grokked": 0}
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="sweep", unit="run")
+
+    def add(self, row: dict) -> None:
+        self.counts["done"] += 1
+        self.counts["failed"] += row["status"] != "completed"
+        self.counts["grokked"] += bool(row.get("grokked"))
+        if self.bar is not None:
+            self.bar.set_postfix(self.counts, refresh=False)
+            self.bar.update(1)
+
+    def note(self, line: str) -> None:
+        if self.bar is not None and self.log is print:
+            self.bar.write(line)  # above the bar, which stays at the bottom
+        else:
+            self.log(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _execute(attempts, backend, retries: int, finish, note) -> None:
+    """Train every attempt on ``backend``; call ``finish(row)`` once per run, when its outcome is final.
+
+    A run that raised is retried from scratch (its checkpoint may be what is wrong); a run whose
+    worker died resumes from its checkpoint. On the local backend a death fails every run in
+    flight and does not say whose worker it was: those runs are not charged an attempt but train
+    again one at a time ("alone"), so the next death names its run.
+    """
+    queue, alone, running = deque(attempts), deque(), {}
+    while queue or alone or running:
+        if alone:
+            if not running:
+                a = alone.popleft()
+                running[backend.submit(train_run, a)] = a
+        else:
+            while queue and len(running) < backend.slots:
+                a = queue.popleft()
+                running[backend.submit(train_run, a)] = a
+        done = backend.wait(running)
+        died = {f for f in done if backend.worker_died(f.exception())}
+        if died and backend.death_is_shared:
+            done = backend.wait_all(running)  # the broken pool fails every run in flight
+            died = {f for f in done if backend.worker_died(f.exception())}
+        if died:
+            backend.recover()
+        for f in [f for f in running if f in done]:  # in submission order, so retries keep the plan's order
+            a = running.pop(f)
+            err = f.exception()
+            if err is None:
+                result = f.result()
+                finish(_row(a.spec, result["action"], a.number, result["summary"]))
+                note(one_line(result["summary"]))
+                continue
+            if f in died and backend.death_is_shared and len(died) > 1:
+                alone.append(a)  # maybe innocent: train it alone, uncharged
+                continue
+            error = "worker process died" if f in died else _error_line(err)
+            if a.number <= retries:
+                retry = Attempt(a.spec, a.number + 1, fresh=f not in died)
+                (alone if f in died and backend.death_is_shared else queue).append(retry)
+                note(f"{a.spec.name}: {error}; retrying (attempt {retry.number} of {retries + 1})")
+            else:
+                finish(_row(a.spec, "failed", a.number, error=error))
+                note(f"{a.spec.name}: failed after {a.number} attempt(s): {error}")
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, workers=None,
+              backend="local", scheduler=None, retries=1, log=print) -> list[dict]:
+    """Run every preset for every seed; write sweep_summary.csv/json; return one row per run.
+
+    Finished runs are skipped and interrupted ones resumed unless ``force``, which trains every
+    run again from scratch. A row's ``status`` is completed, diverged or failed (with ``error``).
+    """
+    workers = default_workers() if workers is None else workers
+    check_backend(backend, workers, scheduler)
+    if retries < 0:
+        raise ConfigError(f"--retries must be >= 0, got {retries}")
+    specs = plan_runs(presets, seeds, out, overrides, curves, force)
+    rows: dict[str, dict] = {}
+    progress = SweepProgress(len(specs), log)
+
+    def finish(row):
+        rows[f"{row['preset']}/seed_{row['seed']}"] = row
+        progress.add(row)
+
+    todo = []
+    for spec in specs:
+        if not force and (spec.out / "summary.json").exists():
+            finish(_row(spec, "skipped", 0, read_json(spec.out / "summary.json")))
+        else:
+            todo.append(Attempt(spec, fresh=force))
+    if rows:
+        progress.note(f"{len(rows)} of {len(specs)} runs finished earlier; skipping them")
+    try:
+        if todo:
+            engine = make_backend(backend, min(workers, len(todo)), scheduler)
+            try:
+                _execute(todo, engine, retries, finish, progress.note)
+            except BaseException:
+                engine.close(cancel=True)
+                raise
+            engine.close()
+    finally:
+        progress.close()
+    ordered = [rows[s.key] for s in specs]
+    aggregates = write_sweep_summary(out, ordered)
+    if curves:
+        _draw_sweep_curves(Path(out), specs, ordered)
+    log(format_table(aggregates))
+    return ordered
+
+
+# -- the summary ------------------------------------------------------------------------------------
+
+def quantile(values, q: float) -> float:
+    """Linear-interpolation quantile where math.inf (never reached) sorts last and stays infinite."""
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo, frac = int(pos), pos - int(pos)
+    if frac == 0:
+        return v[lo]
+    if math.isinf(v[lo + 1]):
+        return math.inf
+    return v[lo] + (v[lo + 1] - v[lo]) * frac
+
+
+def _steps(values) -> list[float]:
+    return [math.inf if v is None else v for v in values]
+
+
+def _finite(value):
+    return None if value is None or math.isinf(value) else value
 
 
 def median_steps(values) -> float | None:
     """Median over seeds with a run that never reached the threshold counted as infinitely late:
     None when half or more of the seeds never reached it (the median lies beyond the budget)."""
-    med = statistics.median(math.inf if v is None else v for v in values)
-    return None if math.isinf(med) else med
+    values = _steps(values)
+    return _finite(quantile(values, 0.5)) if values else None
 
 
 def aggregate(rows: list[dict]) -> dict[str, dict]:
+    """Per preset, over the seeds whose run ended (failed runs have no result to count)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(row["preset"], []).append(row)
-    return {
-        preset: {
+    out = {}
+    for preset, g in groups.items():
+        ran = [r for r in g if r["status"] in RAN]
+        val = _steps(r["steps_to_val_99"] for r in ran)
+        q25, q75 = (quantile(val, 0.25), quantile(val, 0.75)) if ran else (None, None)
+        grokked = sum(bool(r["grokked"]) for r in ran)
+        out[preset] = {
             "runs": len(g),
-            "grokked": sum(bool(r["grokked"]) for r in g),
-            "median_steps_to_train_99": median_steps(r["steps_to_train_99"] for r in g),
-            "median_steps_to_val_99": median_steps(r["steps_to_val_99"] for r in g),
-            "median_best_val_acc": statistics.median(r["best_val_acc"] for r in g),
-            "median_wall_time_s": statistics.median(r["wall_time_s"] for r in g),
+            "failed": sum(r["status"] == "failed" for r in g),
+            "diverged": sum(r["status"] == "diverged" for r in g),
+            "grokked": grokked,
+            "grokked_share": grokked / len(ran) if ran else None,
+            "median_steps_to_train_99": median_steps(r["steps_to_train_99"] for r in ran),
+            "median_steps_to_val_99": median_steps(r["steps_to_val_99"] for r in ran),
+            # The interquartile range of the grokking step; null where a quartile never got there.
+            "q25_steps_to_val_99": _finite(q25),
+            "q75_steps_to_val_99": _finite(q75),
+            "iqr_steps_to_val_99": _finite(q75 - q25) if ran and not math.isinf(q25) else None,
+            "median_best_val_acc": quantile([r["best_val_acc"] for r in ran], 0.5) if ran else None,
+            "median_wall_time_s": quantile([r["wall_time_s"] for r in ran], 0.5) if ran else None,
         }
-        for preset, g in groups.items()
-    }
+    return out
 
 
 def write_sweep_summary(out: Path, rows: list[dict]) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # a failed run has no summary fields
+    rows = [{c: r.get(c) for c in columns} for r in rows]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -81,23 +345,74 @@ def format_table(aggregates: dict[str, dict]) -> str:
     def num(v):
         return "-" if v is None else f"{v:g}"
 
-    header = f"{'preset':<20} {'grokked':>8} {'median train 99%':>17} {'median val 99%':>15} {'median wall s':>14}"
+    def iqr(a):
+        lo, hi = a["q25_steps_to_val_99"], a["q75_steps_to_val_99"]
+        return "-" if lo is None else f"{lo:g}-{'never' if hi is None else f'{hi:g}'}"
+
+    header = (f"{'preset':<20} {'grokked':>12} {'median train 99%':>17} {'median val 99%':>15} "
+              f"{'val 99% IQR':>13} {'failed':>7} {'median wall s':>14}")
     lines = [header, "-" * len(header)]
     for preset, a in aggregates.items():
-        lines.append(f"{preset:<20} {a['grokked']:>4}/{a['runs']:<3} {num(a['median_steps_to_train_99']):>17} "
-                     f"{num(a['median_steps_to_val_99']):>15} {a['median_wall_time_s']:>14.1f}")
+        ran = a["runs"] - a["failed"]
+        share = "-" if a["grokked_share"] is None else f"{a['grokked_share']:.0%}"
+        wall = "-" if a["median_wall_time_s"] is None else f"{a['median_wall_time_s']:.1f}"
+        grokked = f"{a['grokked']}/{ran} ({share})"
+        lines.append(f"{preset:<20} {grokked:>12} "
+                     f"{num(a['median_steps_to_train_99']):>17} {num(a['median_steps_to_val_99']):>15} "
+                     f"{iqr(a):>13} {a['failed']:>7} {wall:>14}")
     return "\n".join(lines)
 
 
-def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, log=print) -> list[dict]:
-    """Run every preset for every seed; write sweep_summary.csv/json; return one row per run."""
-    specs = plan_runs(presets, seeds, out, overrides, curves, force)
-    rows = []
-    for spec in specs:
-        summary = run_experiment(spec.config, spec.out, force=force,
-                                 name=f"{spec.preset} seed {spec.seed}", log=log)
-        rows.append({"preset": spec.preset, "seed": spec.seed,
-                     **{k: v for k, v in summary.items() if k != "name"}})
-    aggregates = write_sweep_summary(out, rows)
-    log(format_table(aggregates))
-    return rows
+def _draw_sweep_curves(out: Path, specs: list[RunSpec], rows: list[dict]) -> None:
+    try:
+        plot_sweep_curves(out / "sweep_curves.png", specs, rows)
+    except ImportError:
+        print("note: matplotlib is not installed; skipping sweep_curves.png", file=sys.stderr)
+
+
+def plot_sweep_curves(png: Path, specs: list[RunSpec], rows: list[dict]) -> None:
+    """Per preset, the median train and validation accuracy across seeds with a band from the
+    25th to the 75th percentile, on a log x-axis. A diverged run counts until it stopped."""
+    import numpy as np
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import read_metrics
+
+    runs: dict[str, list[dict]] = {}
+    for spec, row in zip(specs, rows):
+        if row["status"] in RAN and (spec.out / "metrics.csv").exists():
+            runs.setdefault(spec.preset, []).append(read_metrics(spec.out / "metrics.csv"))
+    if not runs:
+        return
+    cols = min(len(runs), 2)
+    nrows = math.ceil(len(runs) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.5 * cols, 3.8 * nrows), squeeze=False,
+                             constrained_layout=True)
+    for ax, (preset, metrics) in zip(axes.flat, runs.items()):
+        steps = sorted({s for m in metrics for s in m["step"]})
+        index = {s: i for i, s in enumerate(steps)}
+        for key, color, label in (("train_acc", "tab:red", "train"), ("val_acc", "tab:green", "validation")):
+            grid = np.full((len(metrics), len(steps)), np.nan)
+            for i, m in enumerate(metrics):
+                grid[i, [index[s] for s in m["step"]]] = m[key]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # steps a diverged run never reached
+                q25, med, q75 = np.nanpercentile(grid, [25, 50, 75], axis=0)
+            ax.plot(steps, med, color=color, label=f"{label} (median)")
+            ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("optimization step")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{preset}: {len(metrics)} seeds, band 25-75%", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(png, buf.getvalue())

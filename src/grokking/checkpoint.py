@@ -1,0 +1,146 @@
+"""Checkpoints: everything a killed run needs to continue as if it had never stopped.
+
+checkpoint.npz holds the parameters, the optimizer state, the minibatch generator's state and the
+step, and is replaced atomically on schedule and at the end. The summary's running values (best
+accuracy, first 99% steps, last evaluation) are not stored: they are recomputed from the rows of
+metrics.csv up to the checkpoint's step, which are exactly the rows an uninterrupted run had at
+that point. Rows written after the checkpoint are dropped on resume and written again, so a
+resumed run's metrics.csv is byte-identical to an uninterrupted one's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import CHECKPOINT, read_json, write_atomic
+from .errors import ConfigError
+
+FORMAT = 1
+# Sections whose values change the numbers a run produces; output settings may differ on resume.
+RESULT_SECTIONS = ("task", "model", "optimizer", "training")
+
+
+class BatchOrder:
+    """Shuffled minibatches of training-row indices, epoch after epoch (the last batch of an epoch
+    may be smaller).
+
+    Its state is the generator's state before the current epoch's permutation was drawn plus the
+    position in that epoch: restoring it redraws the same permutation and continues mid-epoch.
+    """
+
+    def __init__(self, train_idx: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.train_idx, self.batch_size, self.rng = train_idx, batch_size, rng
+        self.epoch_start = None
+        self.order = None
+        self.position = 0
+
+    def _new_epoch(self) -> None:
+        self.epoch_start = self.rng.bit_generator.state
+        self.order = self.train_idx[self.rng.permutation(len(self.train_idx))]
+        self.position = 0
+
+    def next(self) -> np.ndarray:
+        if self.order is None or self.position >= len(self.order):
+            self._new_epoch()
+        batch = self.order[self.position:self.position + self.batch_size]
+        self.position += len(batch)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch_start": self.epoch_start, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["epoch_start"] is None:  # no batch drawn yet
+            return
+        self.rng.bit_generator.state = state["epoch_start"]
+        self._new_epoch()
+        self.position = int(state["position"])
+
+
+def save_checkpoint(path: Path, step: int, params: dict, optimizer_state: dict, extra: dict) -> None:
+    """Write the checkpoint to a temporary file and rename it over ``path``.
+
+    Arrays go in as ``param.<name>`` and ``optim.<key>``; scalars and the generator state (whose
+    integers exceed 64 bits) go in one JSON string, so loading never needs pickle.
+    """
+    arrays = {f"param.{k}": v for k, v in params.items()}
+    scalars = {}
+    for key, value in optimizer_state.items():
+        if isinstance(value, np.ndarray):
+            arrays[f"optim.{key}"] = value
+        else:
+            scalars[key] = value
+    meta = {"format": FORMAT, "step": int(step), "optimizer": scalars, **extra}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> tuple[dict, dict, dict]:
+    """(meta, params, optimizer_state) of a checkpoint written by ``save_checkpoint``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            params = {k[len("param."):]: data[k] for k in data.files if k.startswith("param.")}
+            state = {k[len("optim."):]: data[k] for k in data.files if k.startswith("optim.")}
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"cannot read checkpoint {str(path)!r}: {err}") from None
+    if meta.get("format") != FORMAT:
+        raise ConfigError(f"checkpoint {str(path)!r} has format {meta.get('format')}; expected {FORMAT}")
+    state.update(meta["optimizer"])
+    return meta, params, state
+
+
+def config_difference(stored: dict, config: dict) -> str | None:
+    """The first key whose value changes results and differs between two config trees, as
+    'section.key (stored vs given)', or None when they agree."""
+    for section in RESULT_SECTIONS:
+        a, b = stored.get(section, {}), config.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"{section}.{key} ({a.get(key)!r} there, {b.get(key)!r} here)"
+    return None
+
+
+def check_resumable(out: Path, config_tree: dict) -> Path:
+    """The checkpoint of the interrupted run in ``out``; ConfigError when there is none to resume."""
+    out = Path(out)
+    ckpt = out / CHECKPOINT
+    if (out / "summary.json").exists():
+        raise ConfigError(f"--resume: {str(out)!r} holds a finished run (summary.json); nothing to resume")
+    if not ckpt.exists():
+        raise ConfigError(f"--resume: {str(out)!r} has no checkpoint ({CHECKPOINT}) to resume from; "
+                          "start the run without --resume")
+    for name in ("config.json", "split.json", "metrics.csv"):
+        if not (out / name).exists():
+            raise ConfigError(f"--resume: {str(out)!r} has a checkpoint but no {name}; "
+                              "start the run again with --force")
+    diff = config_difference(read_json(out / "config.json"), config_tree)
+    if diff:
+        raise ConfigError(f"--resume: the config differs from {str(out / 'config.json')!r} at {diff}")
+    return ckpt
+
+
+def truncate_metrics(path: Path, step: int, columns) -> list[dict]:
+    """Cut metrics.csv back to its header and the rows at or before ``step``; return those rows.
+
+    The rows are rewritten atomically; a line a kill left half-written is dropped with the rest.
+    """
+    with open(path, encoding="utf-8", newline="") as fh:
+        lines = fh.read().split("\n")
+    header = ",".join(columns)
+    if not lines or lines[0] != header:
+        raise ConfigError(f"--resume: {str(path)!r} does not start with the header {header!r}")
+    kept, rows = [header], []
+    for line in lines[1:-1]:  # the last piece follows the last newline: empty or a partial row
+        values = line.split(",")
+        if len(values) != len(columns) or int(values[0]) > step:
+            break
+        kept.append(line)
+        rows.append({c: int(v) if c == "step" else float(v) for c, v in zip(columns, values)})
+    write_atomic(path, ("\n".join(kept) + "\n").encode())
+    return rows

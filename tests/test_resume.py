@@ -1,0 +1,175 @@
+"""Checkpoints and --resume: a run killed midway and resumed ends byte for byte where an
+uninterrupted run ends, and nothing in its directory looks finished before it is."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from grokking import experiment
+from grokking.checkpoint import load_checkpoint
+from grokking.errors import ConfigError
+from grokking.experiment import run_experiment
+
+from helpers import ROOT, TINY, run_script, tiny_config
+
+TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
+
+
+def quiet(*_):
+    pass
+
+
+def interrupt_at(step):
+    """Patch the training loop to be interrupted (as by Ctrl-C) just before update ``step``."""
+    real = experiment.learning_rate
+
+    def lr(s, *args):
+        if s == step:
+            raise KeyboardInterrupt
+        return real(s, *args)
+
+    return mock.patch.object(experiment, "learning_rate", lr)
+
+
+def final_params(run: Path) -> dict:
+    return load_checkpoint(run / "checkpoint.npz")[1]
+
+
+class Resume(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp())
+
+    def assertSameRun(self, a: Path, b: Path):
+        self.assertEqual((a / "metrics.csv").read_bytes(), (b / "metrics.csv").read_bytes())
+        pa, pb = final_params(a), final_params(b)
+        self.assertEqual(sorted(pa), sorted(pb))
+        for key in pa:
+            self.assertEqual(pa[key].tobytes(), pb[key].tobytes(), key)
+        sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+        for key in TIMING:
+            sa.pop(key), sb.pop(key)
+        self.assertEqual(sa, sb)
+
+    def test_interrupted_run_resumes_byte_identical(self):
+        # Checkpoints at 25 (and the end); evaluations at 1..10, 20, 30, 40: the interruption at
+        # step 37 leaves the row of step 30 after the checkpoint, which resume must drop and redo.
+        variants = {
+            "full batch adamw": [],
+            "minibatch adamw": ["training.batch_size=16"],  # the batch order crosses epochs (60 rows)
+            "minibatch sgd momentum": ["training.batch_size=16", "optimizer.name=sgd",
+                                       "optimizer.momentum=0.9", "optimizer.lr=0.05"],
+            "noise, decay to init": ["optimizer.grad_noise=0.01", "optimizer.weight_noise=0.001",
+                                     "optimizer.decay_toward=init"],
+            "transformer dropout": ["model.type=transformer", "model.d_model=8", "model.n_heads=2",
+                                    "model.dropout=0.1"],
+        }
+        for what, extra in variants.items():
+            with self.subTest(what):
+                config = tiny_config(*extra, "task.train_fraction=0.5", "output.curves=false",
+                                     "output.checkpoint_interval=25")
+                whole, cut = self.tmp / f"{what}-whole", self.tmp / f"{what}-cut"
+                run_experiment(config, whole, log=quiet)
+                with interrupt_at(37), self.assertRaises(KeyboardInterrupt):
+                    run_experiment(config, cut, log=quiet)
+                self.assertFalse((cut / "summary.json").exists())
+                self.assertEqual(load_checkpoint(cut / "checkpoint.npz")[0]["step"], 25)
+                self.assertIn(b"\n30,", (cut / "metrics.csv").read_bytes())
+                run_experiment(config, cut, log=quiet, resume=True)
+                self.assertSameRun(whole, cut)
+
+    def test_resume_after_the_final_checkpoint_only_writes_the_summary(self):
+        config = tiny_config("output.curves=false")
+        run = self.tmp / "ended"
+        first = run_experiment(config, run, log=quiet)
+        (run / "summary.json").unlink()  # as if killed between the final checkpoint and the summary
+        with mock.patch.object(experiment, "learning_rate", side_effect=AssertionError("trained")):
+            again = run_experiment(config, run, log=quiet, resume=True)
+        self.assertEqual(again["steps_to_train_99"], first["steps_to_train_99"])
+        self.assertEqual(again["final_val_acc"], first["final_val_acc"])
+
+    def test_refusals(self):
+        config = tiny_config("output.curves=false")
+        with self.assertRaisesRegex(ConfigError, "has no checkpoint"):
+            run_experiment(config, self.tmp / "empty", log=quiet, resume=True)
+        self.assertFalse((self.tmp / "empty").exists())
+        run_experiment(config, self.tmp / "done", log=quiet)
+        with self.assertRaisesRegex(ConfigError, "holds a finished run"):
+            run_experiment(config, self.tmp / "done", log=quiet, resume=True)
+        with self.assertRaisesRegex(ConfigError, "choose one"):
+            run_experiment(config, self.tmp / "done", log=quiet, resume=True, force=True)
+        with interrupt_at(30), self.assertRaises(KeyboardInterrupt):
+            run_experiment(tiny_config("output.checkpoint_interval=10"), self.tmp / "cut", log=quiet)
+        with self.assertRaisesRegex(ConfigError, r"differs .* at training.steps \(40 there, 50 here\)"):
+            run_experiment(tiny_config("training.steps=50"), self.tmp / "cut", log=quiet, resume=True)
+        with self.assertRaisesRegex(ConfigError, "checkpoint_interval must be >= 0"):
+            run_experiment(tiny_config("output.checkpoint_interval=-1"), self.tmp / "neg", log=quiet)
+
+    def test_stale_temporary_files_are_removed(self):
+        config = tiny_config("output.curves=false", "output.checkpoint_interval=10")
+        run = self.tmp / "tmpfiles"
+        with interrupt_at(15), self.assertRaises(KeyboardInterrupt):
+            run_experiment(config, run, log=quiet)
+        (run / ".checkpoint.npz.abc.tmp").write_bytes(b"half a checkpoint")  # what a kill leaves
+        run_experiment(config, run, log=quiet, resume=True)
+        self.assertEqual(list(run.glob(".*.tmp")), [])
+
+
+class KillResume(unittest.TestCase):
+    """The command line as a user meets it: kill -9 a run midway, then --resume it."""
+
+    def test_kill_9_midway_then_resume_gives_the_same_bytes(self):
+        tmp = Path(tempfile.mkdtemp())
+        steps = 16000
+        args = ["--preset", "mod_add_grokking", "--no-curves"]
+        for kv in [*TINY, f"training.steps={steps}", "training.eval_interval=100",
+                   "output.checkpoint_interval=300"]:
+            args += ["--override", kv]
+        killed, whole = tmp / "killed", tmp / "whole"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run_experiment.py"), *args, "--out", str(killed)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                rows = (killed / "metrics.csv").read_text().splitlines() if (killed / "metrics.csv").exists() else []
+                if len(rows) > 2 and int(rows[-2].split(",")[0]) >= steps // 2:
+                    break
+                time.sleep(0.01)
+            self.assertIsNone(proc.poll(), "the run ended before it could be killed; raise steps")
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait()
+            proc.stderr.close()
+        self.assertFalse((killed / "summary.json").exists())  # nothing looks finished
+        self.assertLess(load_checkpoint(killed / "checkpoint.npz")[0]["step"], steps)
+
+        r = run_script("run_experiment.py", "--resume", "--out", str(killed))  # its own config.json
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"completed after {steps} steps", r.stdout)
+        r = run_script("run_experiment.py", *args, "--out", str(whole))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        Resume.assertSameRun(self, whole, killed)
+        self.assertEqual(list(killed.glob(".*.tmp")), [])
+
+    def test_resume_without_a_checkpoint_is_one_line_exit_2(self):
+        out = Path(tempfile.mkdtemp()) / "none"
+        r = run_script("run_experiment.py", "--resume", "--out", str(out))
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("nothing to resume", r.stderr)
+        self.assertFalse(out.exists())
+        r = run_script("run_experiment.py", "--preset", "mod_add_grokking", "--resume", "--out", str(out))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("has no checkpoint", r.stderr)
+        self.assertFalse(out.exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
