@@ -1,0 +1,206 @@
+"""The figures of Power et al. (2021), drawn from run and sweep directories.
+
+* ``accuracy_curves``: Figure 1, train and validation accuracy of one run against steps (log x).
+* ``steps_vs_fraction``: median steps until validation 99% against the training fraction, one line
+  per operation, the band spanning the seeds' interquartile range (Sec. 3.1.1).
+* ``best_val_vs_fraction``: best validation accuracy within the budget against the training
+  fraction, one line per operation, averaged over seeds (Figure 2 right).
+* ``interventions``: the same best-accuracy curves, one line per intervention (Figure 2 left).
+* ``embedding_pca``: the operand embeddings projected on their first two principal components,
+  coloured by residue: x+y learns a circle (Figure 3's "number line").
+
+A sweep directory is read by finding every run below it (a directory with summary.json and
+config.json); lines are told apart by the config keys that vary across the sweep, other than the
+seed and the training fraction. matplotlib is imported only when drawing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import CHECKPOINT, write_atomic
+from .errors import ConfigError
+from .plotting import read_metrics
+
+FIGURES = ("curves", "fraction", "best", "interventions", "embeddings")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130)
+    _plt().close(fig)
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def find_runs(root: Path) -> list[dict]:
+    """Every finished run at or below ``root``: {'dir', 'config', 'summary'}, in path order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{str(root)!r} is not a directory")
+    runs = []
+    for summary in sorted(root.rglob("summary.json")):
+        run_dir = summary.parent
+        if (run_dir / "config.json").exists():
+            runs.append({"dir": run_dir,
+                         "config": json.loads((run_dir / "config.json").read_text()),
+                         "summary": json.loads(summary.read_text())})
+    if not runs:
+        raise ConfigError(f"no finished run (summary.json with config.json) below {str(root)!r}")
+    return runs
+
+
+def _flat(config: dict) -> dict:
+    return {f"{s}.{k}": v for s, keys in config.items() if s not in ("meta", "output")
+            for k, v in keys.items()}
+
+
+def line_labels(runs: list[dict], ignore=("training.seed", "task.train_fraction")) -> list[str]:
+    """A label per run from the config keys whose values differ across the runs."""
+    flats = [_flat(r["config"]) for r in runs]
+    keys = sorted(k for k in set().union(*flats) if k not in ignore
+                  and len({json.dumps(f.get(k)) for f in flats}) > 1)
+    return [", ".join(f"{k.split('.', 1)[1]}={f.get(k)}" for k in keys) or "all runs" for f in flats]
+
+
+def accuracy_curves(run_dir: Path, out: Path) -> Path:
+    run_dir = Path(run_dir)
+    m = read_metrics(run_dir / "metrics.csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    ax.plot(m["step"], m["train_acc"], color="tab:red", label="train")
+    ax.plot(m["step"], m["val_acc"], color="tab:green", label="validation")
+    for key, color in (("steps_to_train_99", "tab:red"), ("steps_to_val_99", "tab:green")):
+        if summary.get(key):
+            ax.axvline(summary[key], color=color, linestyle=":", linewidth=1)
+    t = config["task"]
+    ax.set(xscale="log", xlabel="optimization steps", ylabel="accuracy", ylim=(-0.02, 1.02),
+           title=f"{t['operation']}, {t['train_fraction']:.0%} of the table for training")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left")
+    return _save(fig, Path(out))
+
+
+def _by_line_and_fraction(runs):
+    groups: dict[str, dict[float, list[dict]]] = {}
+    for run, label in zip(runs, line_labels(runs)):
+        groups.setdefault(label, {}).setdefault(run["config"]["task"]["train_fraction"], []).append(run)
+    return groups
+
+
+def steps_vs_fraction(sweep_dir: Path, out: Path) -> Path:
+    """Median steps to 99% validation; a seed that never got there counts as infinitely late, so a
+    fraction where half the seeds or more never generalized has no point."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for label, by_frac in sorted(_by_line_and_fraction(find_runs(sweep_dir)).items()):
+        xs, med, lo, hi = [], [], [], []
+        for frac in sorted(by_frac):
+            steps = [r["summary"]["steps_to_val_99"] for r in by_frac[frac]]
+            values = sorted(math.inf if s is None else s for s in steps)
+            # Quartiles as data points (no interpolation with an infinite value), median as usual.
+            q1, q3 = np.quantile(values, [0.25, 0.75], method="inverted_cdf")
+            q2 = statistics.median(values)
+            if math.isfinite(q2):
+                xs.append(frac)
+                med.append(q2)
+                lo.append(q1)
+                hi.append(q3 if math.isfinite(q3) else np.nan)
+        if xs:
+            line = ax.plot(xs, med, marker="o", label=label)[0]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set(yscale="log", xlabel="training data fraction", ylabel="steps until validation accuracy 99%",
+           title="Time to generalize (median, band: quartiles over seeds)")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out))
+
+
+def best_val_vs_fraction(sweep_dir: Path, out: Path, title="Best validation accuracy within the budget") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for label, by_frac in sorted(_by_line_and_fraction(find_runs(sweep_dir)).items()):
+        xs = sorted(by_frac)
+        ys = [statistics.mean(r["summary"]["best_val_acc"] for r in by_frac[f]) for f in xs]
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set(xlabel="training data fraction", ylabel="best validation accuracy (mean over seeds)",
+           ylim=(-0.02, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out))
+
+
+def interventions(sweep_dir: Path, out: Path) -> Path:
+    return best_val_vs_fraction(sweep_dir, out, title="Interventions: best validation accuracy")
+
+
+def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False):
+    """Rows projected on their first k principal components (and each one's share of variance)."""
+    centered = rows - rows.mean(axis=0)
+    _, sing, vt = np.linalg.svd(centered, full_matrices=False)
+    projected = centered @ vt[:k].T
+    return (projected, sing[:k] ** 2 / np.sum(sing ** 2)) if with_share else projected
+
+
+def embedding_pca(run_dir: Path, out: Path) -> Path:
+    """First two principal components of the operand embedding rows (MLP: 'embed')."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
+        raise ConfigError(f"{str(run_dir)!r} has no {CHECKPOINT} with the final parameters")
+    with np.load(ckpt, allow_pickle=False) as data:
+        embed = np.asarray(data["param.embed"], dtype=np.float64)
+    config = json.loads((run_dir / "config.json").read_text())
+    n = config["task"]["p"] if "." not in config["task"]["operation"] else len(embed)
+    embed = embed[:n]  # the transformer's vocabulary also holds 'op' and '='
+    xy, explained = principal_components(embed, with_share=True)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5), constrained_layout=True)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=np.arange(n), cmap="hsv", s=18)
+    fig.colorbar(points, ax=ax, label="token (residue)")
+    ax.set(xlabel=f"PC1 ({explained[0]:.0%} of variance)", ylabel=f"PC2 ({explained[1]:.0%})",
+           title=f"Operand embeddings, {config['task']['operation']}")
+    ax.set_aspect("equal", adjustable="datalim")
+    return _save(fig, Path(out))
+
+
+def draw(source: Path, out_dir: Path, which=FIGURES) -> list[Path]:
+    """Draw the figures named in ``which`` that ``source`` (a run or a sweep) supports."""
+    source, out_dir = Path(source), Path(out_dir)
+    unknown = [w for w in which if w not in FIGURES]
+    if unknown:
+        raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
+    runs = find_runs(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    single = len(runs) == 1
+    made = []
+    for name in which:
+        if name == "curves":
+            made.append(accuracy_curves(runs[0]["dir"], out_dir / "fig1_accuracy.png"))
+        elif name == "embeddings":
+            if (runs[0]["dir"] / CHECKPOINT).exists():
+                made.append(embedding_pca(runs[0]["dir"], out_dir / "embeddings_pca.png"))
+        elif not single:
+            fn = {"fraction": steps_vs_fraction, "best": best_val_vs_fraction,
+                  "interventions": interventions}[name]
+            made.append(fn(source, out_dir / f"{name}.png"))
+    return made
