@@ -2,7 +2,7 @@ import unittest
 
 import numpy as np
 
-from grokking.model import (ACTIVATIONS, CHUNK_ROWS, MLP, Batch, engine_threads, reference_loss_and_grads,
+from grokking.model import (ACTIVATIONS, BLOCK_ROWS, CHUNK_ROWS, MLP, Batch, engine_threads, reference_loss_and_grads,
                             softmax_cross_entropy, weight_norm)
 
 
@@ -65,11 +65,17 @@ class FastPathMatchesReference(unittest.TestCase):
         rng = np.random.default_rng(2)
         model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64")
         params = model.init_params(rng)
-        n = 2 * CHUNK_ROWS + 77
+        n = 9 * BLOCK_ROWS + 77  # 3 x 3 blocks of tokens (ratio 9.04)
         x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
         x[x == 3] = 4
         batch = Batch(x, y, labels, 13, "float64")
-        self.assertEqual(len(batch.chunks), 3)
+        self.assertEqual(len(batch.chunks), 9)
+        rows = sorted(zip(*(np.concatenate([getattr(c, k) for c in batch.chunks]).tolist()
+                            for k in ("x", "y", "labels"))))
+        self.assertEqual(rows, sorted(zip(x.tolist(), y.tolist(), labels.tolist())))  # a partition
+        for c in batch.chunks:  # each chunk's tokens lie in its two blocks
+            self.assertTrue(np.all((c.x >= c.x_tokens.start) & (c.x < c.x_tokens.stop)))
+            self.assertTrue(np.all((c.y >= c.y_tokens.start) & (c.y < c.y_tokens.stop)))
         rloss, racc, rgrads = reference_loss_and_grads(model, params, x, y, labels)
         for threads in (1, 2):
             with engine_threads(threads):

@@ -3,7 +3,7 @@ import unittest
 
 import numpy as np
 
-from grokking.optimizer import SGD, Adam, AdamW, Noise, learning_rate
+from grokking.optimizer import SGD, Adam, AdamW, Noise, _buffer_of, flatten, learning_rate
 
 
 class AdamWSteps(unittest.TestCase):
@@ -75,6 +75,39 @@ class Interventions(unittest.TestCase):
         Noise(seed).perturb_grads(untouched, 1)
         Noise(seed).perturb_weights(untouched, 1)
         self.assertFalse(untouched["w"].any())
+
+
+class FlatParameters(unittest.TestCase):
+    def test_flatten_keeps_names_shapes_values_in_one_buffer(self):
+        rng = np.random.default_rng(0)
+        params = {"a": rng.standard_normal((3, 4)).astype(np.float32), "b": np.arange(5, dtype=np.float32)}
+        flat = flatten(params)
+        self.assertIsNotNone(_buffer_of(flat))
+        self.assertIsNone(_buffer_of(params))
+        for k in params:
+            np.testing.assert_array_equal(flat[k], params[k])
+        flat["b"][0] = 42  # a view: writes reach the buffer
+        self.assertEqual(_buffer_of(flat)[12], 42)
+
+    def test_flat_update_equals_per_tensor_update_bit_for_bit(self):
+        rng = np.random.default_rng(1)
+        shapes = {"embed": (7, 3), "W1": (6, 5), "b1": (5,)}
+        for kwargs in ({"weight_decay": 1.0}, {"weight_decay": 0.5, "decoupled": False},
+                       {"weight_decay": 1.0, "decay_to_init": True}):
+            start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+            apart = {k: v.copy() for k, v in start.items()}
+            together = flatten(start)
+            opt_a, opt_t = Adam(apart, **kwargs), Adam(together, **kwargs)
+            self.assertIsNone(opt_a.flat)
+            self.assertIsNotNone(opt_t.flat)
+            for _ in range(3):
+                grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+                opt_a.step(apart, grads, 0.01)
+                opt_t.step(together, grads, 0.01)
+            for k in shapes:
+                with self.subTest(kwargs=kwargs, param=k):
+                    self.assertEqual(apart[k].tobytes(), together[k].tobytes())
+                    self.assertEqual(opt_a.v[k].tobytes(), opt_t.v[k].tobytes())
 
 
 class SGDSteps(unittest.TestCase):

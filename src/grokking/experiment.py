@@ -23,7 +23,7 @@ from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_check
 from .config import Config, validate
 from .errors import ConfigError
 from .model import MLP, Batch, engine_threads, weight_norm
-from .optimizer import SGD, Adam, Noise, learning_rate
+from .optimizer import SGD, Adam, Noise, flatten, learning_rate
 from .tasks import build_table, split_indices
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
@@ -135,7 +135,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     split_seq, init_seq, batch_seq, noise_seq, dropout_seq = np.random.SeedSequence(tr.seed).spawn(5)
     train_idx, val_idx = split_indices(len(table), t.train_fraction, np.random.default_rng(split_seq))
     model = build_model(config, table.n_tokens, table.n_classes)
-    params = model.init_params(np.random.default_rng(init_seq))
+    params = flatten(model.init_params(np.random.default_rng(init_seq)))  # one buffer: cheap updates
     optimizer = build_optimizer(config, params)
     noise = Noise(noise_seq, config.optimizer.grad_noise, config.optimizer.weight_noise)
     uses_dropout = config.model.type == "transformer" and config.model.dropout > 0

@@ -32,6 +32,9 @@ LOGIT_FLOOR = -50.0
 # Rows per chunk of work. Fixed, not derived from the core count, so that a run gives the same bytes
 # on one thread or many: chunks are summed in the same order whichever thread computed them.
 CHUNK_ROWS = 2048
+# Rows per training chunk, roughly: small enough that a chunk spans few tokens (cheap per-token
+# sums), large enough that its matmuls stay efficient and Python overhead small.
+BLOCK_ROWS = 1800
 
 
 def _act(name: str, z: np.ndarray) -> np.ndarray:
@@ -57,36 +60,67 @@ def _act_backward(name: str, saved: np.ndarray, da: np.ndarray) -> np.ndarray:
 
 
 class _Chunk:
-    """Some rows of a batch and their (2 * n_tokens, rows) one-hot operand matrix.
+    """The rows of a batch whose x lies in one block of tokens and y in another, with the one-hot
+    matrix of those two blocks.
 
     Summing the rows of a gradient that share a token is ``onehot @ grad``: one BLAS call for x and
-    y together, faster than ``np.add.at`` or ``np.add.reduceat`` here.
+    y together, faster than ``np.add.at`` or ``np.add.reduceat`` here. Because a chunk only holds
+    tokens of its two blocks, its one-hot matrix has (x block + y block) rows instead of
+    2 * n_tokens: with 2 x 2 blocks the per-token sums cost half of a whole-vocabulary one-hot.
     """
 
-    def __init__(self, x, y, labels, n_tokens, dtype):
+    def __init__(self, x, y, labels, x_tokens: slice, y_tokens: slice, dtype):
         self.x, self.y, self.labels = x, y, labels
+        self.x_tokens, self.y_tokens = x_tokens, y_tokens
+        n_x = x_tokens.stop - x_tokens.start
         rows = np.arange(len(labels))
-        self.rows = rows
-        self.onehot = np.zeros((2 * n_tokens, len(labels)), dtype=dtype)
-        self.onehot[x, rows] = 1
-        self.onehot[n_tokens + y, rows] = 1
+        self.onehot = np.zeros((n_x + y_tokens.stop - y_tokens.start, len(labels)), dtype=dtype)
+        self.onehot[x - x_tokens.start, rows] = 1
+        self.onehot[n_x + y - y_tokens.start, rows] = 1
+        self.n_x = n_x
 
 
 def _split(n: int) -> list[slice]:
+    """Contiguous slices of at most CHUNK_ROWS rows (for evaluation, which needs no one-hot)."""
     k = max(1, -(-n // CHUNK_ROWS))
     bounds = np.linspace(0, n, k + 1).round().astype(int)
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def _token_blocks(n_tokens: int, k: int) -> list[slice]:
+    bounds = np.linspace(0, n_tokens, k + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _block_index(blocks: list[slice]) -> np.ndarray:
+    """For every token, the index of its block."""
+    return np.repeat(np.arange(len(blocks)), [b.stop - b.start for b in blocks])
+
+
 class Batch:
     """Operands and answers of some rows of a table, cut into chunks that threads work on.
 
+    The chunks tile the (x, y) grid in kx x ky blocks of tokens, chosen from the batch size alone
+    (about BLOCK_ROWS rows a chunk), so the chunking, and with it every sum, is the same on any
+    machine.
     For full-batch training a Batch is built once per run, with its one-hot matrices.
     """
 
     def __init__(self, x, y, labels, n_tokens: int, dtype="float32"):
         self.x, self.y, self.labels, self.n_tokens = x, y, labels, n_tokens
-        self.chunks = [_Chunk(x[s], y[s], labels[s], n_tokens, dtype) for s in _split(len(labels))]
+        ratio = len(labels) / BLOCK_ROWS
+        kx = int(min(n_tokens, max(1, round(np.sqrt(ratio)))))
+        ky = int(min(n_tokens, max(1, round(ratio / kx))))
+        x_blocks, y_blocks = _token_blocks(n_tokens, kx), _token_blocks(n_tokens, ky)
+        chunk_of = _block_index(x_blocks)[x] * ky + _block_index(y_blocks)[y]
+        order = np.argsort(chunk_of, kind="stable")
+        bounds = np.searchsorted(chunk_of[order], np.arange(kx * ky + 1))
+        self.chunks = []
+        for c in range(kx * ky):
+            rows = order[bounds[c]:bounds[c + 1]]
+            if len(rows):
+                self.chunks.append(_Chunk(x[rows], y[rows], labels[rows], x_blocks[c // ky],
+                                          y_blocks[c % ky], dtype))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -111,8 +145,21 @@ class _Threads:
         if self.pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="grokking")
-        return list(self.pool.map(fn, items))
+            self.pool = ThreadPoolExecutor(self.n - 1, thread_name_prefix="grokking")
+        # The calling thread works too; every thread takes the next item until none is left (next()
+        # on a shared range iterator is atomic under the GIL), so uneven items balance out.
+        results = [None] * len(items)
+        todo = iter(range(len(items)))
+
+        def work():
+            for i in todo:
+                results[i] = fn(items[i])
+
+        helpers = [self.pool.submit(work) for _ in range(self.n - 1)]
+        work()
+        for h in helpers:
+            h.result()
+        return results
 
 
 _THREADS = _Threads()
@@ -235,25 +282,31 @@ class MLP:
                 grads[f"W{k}"] = saved[k - 2][0].T @ dz
                 grads[f"b{k}"] = dz.sum(axis=0)
                 da = dz @ params[f"W{k}"].T
-        grads["tables"] = chunk.onehot @ dz  # per-token sums: x rows, then y rows
+        grads["tables"] = chunk.onehot @ dz  # per-token sums of the chunk's x block, then y block
         return loss_sum, correct, grads
 
     def loss_and_grads(self, params, batch: Batch):
         """Mean loss, accuracy and gradients of every parameter on one batch."""
         tables = self._tables(params)
         scale = 1.0 / len(batch)
-        parts = _THREADS.map(lambda c: self._chunk_grads(params, tables, c, scale), batch.chunks)
+        chunks = batch.chunks
+        parts = _THREADS.map(lambda c: self._chunk_grads(params, tables, c, scale), chunks)
         loss = sum(p[0] for p in parts) / len(batch)
         acc = sum(p[1] for p in parts) / len(batch)
+        v = self.n_tokens
+        dtable_x = np.zeros((v, self.d_hidden), dtype=self.dtype)
+        dtable_y = np.zeros_like(dtable_x)
         grads = parts[0][2]
-        for part in parts[1:]:  # in chunk order, whichever thread finished first
-            for name, g in part[2].items():
-                grads[name] += g
+        for i, (chunk, part) in enumerate(zip(chunks, parts)):  # in chunk order, whichever thread ran it
+            sums = part[2].pop("tables")
+            dtable_x[chunk.x_tokens] += sums[:chunk.n_x]
+            dtable_y[chunk.y_tokens] += sums[chunk.n_x:]
+            if i:
+                for name, g in part[2].items():
+                    grads[name] += g
         # Through the per-token tables: two tiny matmuls per side instead of one per example.
-        d, v = self.d_embed, self.n_tokens
+        d = self.d_embed
         embed, w1 = params["embed"], params["W1"]
-        sums = grads.pop("tables")
-        dtable_x, dtable_y = sums[:v], sums[v:]
         grads["b1"] = dtable_x.sum(axis=0)  # b1 sits in the x table: every row adds it once
         grads["W1"] = np.concatenate([embed.T @ dtable_x, embed.T @ dtable_y])
         grads["embed"] = dtable_x @ w1[:d].T + dtable_y @ w1[d:].T

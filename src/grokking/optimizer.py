@@ -23,72 +23,125 @@ def learning_rate(step: int, lr: float, warmup_steps: int) -> float:
     return lr
 
 
-class _Decay:
-    """Weight decay toward zero or toward a copy of the initial weights."""
+def flatten(params: dict) -> dict:
+    """The same parameters copied into one contiguous buffer, as a dict of views into it.
 
-    def __init__(self, params, weight_decay: float, to_init: bool):
-        self.weight_decay = weight_decay
-        self.initial = {k: v.copy() for k, v in params.items()} if to_init and weight_decay else None
+    Optimizers update such parameters with a handful of whole-buffer operations instead of a
+    handful per tensor, which matters for small models where Python overhead dominates.
+    """
+    dtype = np.result_type(*params.values())
+    buffer = np.empty(sum(p.size for p in params.values()), dtype=dtype)
+    return dict(zip(params, _views(buffer, params, fill=True)))
 
-    def decoupled(self, name: str, p: np.ndarray, lr: float) -> None:
-        """p <- p - lr * wd * (p - target), target 0 or p0."""
-        if not self.weight_decay:
-            return
-        p *= 1 - lr * self.weight_decay
-        if self.initial is not None:
-            p += (lr * self.weight_decay) * self.initial[name]
 
-    def coupled(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """g + wd * (p - target), a new array."""
-        if not self.weight_decay:
-            return g
-        extra = p if self.initial is None else p - self.initial[name]
-        return g + self.weight_decay * extra
+def _views(buffer: np.ndarray, like: dict, fill: bool = False) -> list[np.ndarray]:
+    views, offset = [], 0
+    for p in like.values():
+        view = buffer[offset:offset + p.size].reshape(p.shape)
+        if fill:
+            view[...] = p
+        views.append(view)
+        offset += p.size
+    return views
+
+
+def _buffer_of(arrays: dict) -> np.ndarray | None:
+    """The one 1-D buffer that ``arrays`` are consecutive views of, in order, or None."""
+    base = next(iter(arrays.values())).base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address, offset = base.__array_interface__["data"][0], 0
+    for a in arrays.values():
+        if a.base is not base or not a.flags.c_contiguous or \
+                a.__array_interface__["data"][0] != address + offset * a.itemsize:
+            return None
+        offset += a.size
+    return base if offset == base.size else None
+
+
+class _State:
+    """Per-parameter optimizer arrays, kept in one buffer when the parameters are (see flatten)."""
+
+    def __init__(self, params: dict, flat: np.ndarray | None, copy: bool = False):
+        if flat is not None:
+            self.flat = flat.copy() if copy else np.zeros_like(flat)
+            self.arrays = dict(zip(params, _views(self.flat, params)))
+        else:
+            self.flat = None
+            self.arrays = {k: v.copy() if copy else np.zeros_like(v) for k, v in params.items()}
 
 
 class Adam:
     """Adam, as torch.optim.AdamW (decoupled=True) or torch.optim.Adam (decoupled=False):
 
-        decoupled: p <- p * (1 - lr * wd);  p <- p - lr * m_hat / (sqrt(v_hat) + eps)
-        coupled:   g <- g + wd * p, then the Adam update of g
+        decoupled: p <- p - lr * wd * (p - target);  p <- p - lr * m_hat / (sqrt(v_hat) + eps)
+        coupled:   g <- g + wd * (p - target), then the Adam update of g
+    where target is 0, or the initial weights with ``decay_to_init``.
     """
 
     def __init__(self, params, beta1=0.9, beta2=0.98, eps=1e-8, weight_decay=0.0,
                  decoupled: bool = True, decay_to_init: bool = False):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.weight_decay, self.decoupled = weight_decay, decoupled
-        self.decay = _Decay(params, weight_decay, decay_to_init)
+        self.flat = _buffer_of(params)
+        self._m, self._v = _State(params, self.flat), _State(params, self.flat)
+        self.m, self.v = self._m.arrays, self._v.arrays
+        self._init = _State(params, self.flat, copy=True) if decay_to_init and weight_decay else None
+        self._tmp = _State(params, self.flat)
         self.t = 0
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+
+    def _update(self, p, g, m, v, p0, tmp, lr, step_size, denom_scale) -> None:
+        """One Adam update of p in place; tmp is scratch space of p's shape (no temporaries, which
+        for a whole flat buffer would cost more than the arithmetic)."""
+        b1, b2, wd = self.beta1, self.beta2, self.weight_decay
+        if wd and not self.decoupled:  # g + wd * (p - target), into tmp
+            np.subtract(p, p0, out=tmp) if p0 is not None else np.copyto(tmp, p)
+            tmp *= wd
+            tmp += g
+            g = tmp.copy()
+        np.multiply(g, 1 - b1, out=tmp)
+        m *= b1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v *= b2
+        v += tmp
+        if wd and self.decoupled:
+            p *= 1 - lr * wd
+            if p0 is not None:
+                np.multiply(p0, lr * wd, out=tmp)
+                p += tmp
+        np.sqrt(v, out=tmp)
+        tmp *= denom_scale
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp
 
     def step(self, params, grads, lr: float) -> None:
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
         # Bias corrections folded into one step size and one denominator scale.
-        step_size = lr / (1 - b1 ** self.t)
-        denom_scale = 1 / np.sqrt(1 - b2 ** self.t)
+        step_size = lr / (1 - self.beta1 ** self.t)
+        denom_scale = 1 / np.sqrt(1 - self.beta2 ** self.t)
+        init = self._init
+        if self.flat is not None:  # every tensor at once
+            g = _buffer_of(grads)
+            if g is None:
+                g = np.concatenate([grads[k].ravel() for k in params])
+            self._update(self.flat, g, self._m.flat, self._v.flat, init and init.flat, self._tmp.flat,
+                         lr, step_size, denom_scale)
+            return
         for name, p in params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
-            if not self.decoupled:
-                g = self.decay.coupled(name, p, g)
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            if self.decoupled:
-                self.decay.decoupled(name, p, lr)
-            denom = np.sqrt(v)
-            denom *= denom_scale
-            denom += self.eps
-            p -= step_size * (m / denom)
+            self._update(p, grads[name], self.m[name], self.v[name], init and init.arrays[name],
+                         self._tmp.arrays[name], lr, step_size, denom_scale)
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: arrays keyed 'm.<param>' and 'v.<param>', and the step."""
+        """Everything a resumed run needs: arrays keyed 'm.<param>' and 'v.<param>' (and 'init.<param>'
+        for decay toward the initial weights), and the step."""
         state = {"t": self.t, **{f"m.{k}": a for k, a in self.m.items()},
                  **{f"v.{k}": a for k, a in self.v.items()}}
-        if self.decay.initial is not None:
-            state.update({f"init.{k}": a for k, a in self.decay.initial.items()})
+        if self._init is not None:
+            state.update({f"init.{k}": a for k, a in self._init.arrays.items()})
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -96,26 +149,29 @@ class Adam:
         for k in self.m:
             self.m[k][...] = state[f"m.{k}"]
             self.v[k][...] = state[f"v.{k}"]
-            if self.decay.initial is not None:
-                self.decay.initial[k][...] = state[f"init.{k}"]
+            if self._init is not None:
+                self._init.arrays[k][...] = state[f"init.{k}"]
 
 
 AdamW = Adam  # the default form (decoupled=True) is AdamW
 
 
 class SGD:
-    """SGD with heavy-ball momentum and L2 weight decay added to the gradient, as torch.optim.SGD."""
+    """SGD with heavy-ball momentum and L2 weight decay added to the gradient, as torch.optim.SGD;
+    the decay pulls toward zero or, with ``decay_to_init``, toward the initial weights."""
 
     def __init__(self, params, momentum=0.0, weight_decay=0.0, decay_to_init: bool = False):
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.decay = _Decay(params, weight_decay, decay_to_init)
+        self.initial = {k: v.copy() for k, v in params.items()} if decay_to_init and weight_decay else None
         self.t = 0
         self.buf = {k: np.zeros_like(v) for k, v in params.items()}
 
     def step(self, params, grads, lr: float) -> None:
         self.t += 1
         for name, p in params.items():
-            g = self.decay.coupled(name, p, grads[name])
+            g = grads[name]
+            if self.weight_decay:
+                g = g + self.weight_decay * (p if self.initial is None else p - self.initial[name])
             if self.momentum:
                 buf = self.buf[name]
                 if self.t == 1:
@@ -128,16 +184,16 @@ class SGD:
 
     def state_dict(self) -> dict:
         state = {"t": self.t, **{f"buf.{k}": a for k, a in self.buf.items()}}
-        if self.decay.initial is not None:
-            state.update({f"init.{k}": a for k, a in self.decay.initial.items()})
+        if self.initial is not None:
+            state.update({f"init.{k}": a for k, a in self.initial.items()})
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
         for k in self.buf:
             self.buf[k][...] = state[f"buf.{k}"]
-            if self.decay.initial is not None:
-                self.decay.initial[k][...] = state[f"init.{k}"]
+            if self.initial is not None:
+                self.initial[k][...] = state[f"init.{k}"]
 
 
 class Noise:
