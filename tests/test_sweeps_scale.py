@@ -268,3 +268,38 @@ class Dask(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Grid(unittest.TestCase):
+    """--grid sweeps any config key; each point gets its folder, its columns and its aggregate."""
+
+    def test_grid_points_folders_columns_and_groups(self):
+        out = Path(tempfile.mkdtemp()) / "grid"
+        overrides = [arg for kv in TINY + ["training.steps=20"] for arg in ("--override", kv)]
+        r = run_script("run_suite.py", "--presets", "mod_add_grokking", "--seeds", "0,1",
+                       "--grid", "task.train_fraction=0.3,0.6", "--grid", "task.operation=x+y,x/y",
+                       *overrides, "--no-curves", "--workers", "1", "--out", str(out))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out / "sweep_summary.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        self.assertEqual(len(rows), 8)
+        self.assertEqual({(row["task.train_fraction"], row["task.operation"]) for row in rows},
+                         {("0.3", "x+y"), ("0.3", "x/y"), ("0.6", "x+y"), ("0.6", "x/y")})
+        run = out / "mod_add_grokking" / "train_fraction=0.3,operation=xovery" / "seed_1"
+        config = json.loads((run / "config.json").read_text())
+        self.assertEqual((config["task"]["operation"], config["task"]["train_fraction"]), ("x/y", 0.3))
+        groups = json.loads((out / "sweep_summary.json").read_text())["by_preset"]
+        self.assertIn("mod_add_grokking train_fraction=0.6 operation=x/y", groups)
+        self.assertEqual({g["runs"] for g in groups.values()}, {2})
+
+    def test_bad_grid(self):
+        for args, message in ((["--grid", "task.train_fracton=0.3"], "task.train_fraction"),
+                              (["--grid", "task.train_fraction"], "section.key=v1,v2"),
+                              (["--grid", "training.seed=1,2"], "--seeds"),
+                              (["--grid", "task.train_fraction=0.3,1.5"], "train_fraction must be in")):
+            out = Path(tempfile.mkdtemp()) / "g"
+            r = run_script("run_suite.py", "--presets", "mod_add_grokking", *args, "--out", str(out))
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertIn(message, r.stderr)
+            self.assertFalse(out.exists())

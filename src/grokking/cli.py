@@ -103,6 +103,8 @@ def run_suite_main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set one config key in every run; repeatable")
+    p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                   help="also sweep a config key over these values; repeatable (a Cartesian product)")
     p.add_argument("--no-curves", action="store_true", help="do not draw curves.png for each run")
     p.add_argument("--out", default="runs/suite", help="sweep directory (default: runs/suite)")
     p.add_argument("--force", action="store_true",
@@ -123,7 +125,8 @@ def run_suite_main(argv=None) -> int:
         seeds = _csv(args.seeds, int, "seeds")
         rows = run_suite(presets, seeds, args.out, overrides=args.override,
                          curves=not args.no_curves, force=args.force, workers=args.workers,
-                         backend=args.backend, scheduler=args.scheduler, retries=args.retries)
+                         backend=args.backend, scheduler=args.scheduler, retries=args.retries,
+                         grid=args.grid)
     except ConfigError as err:
         return _fail(prog, err)
     except KeyboardInterrupt:
@@ -132,7 +135,7 @@ def run_suite_main(argv=None) -> int:
         return 130
     bad = [r for r in rows if r["status"] != "completed"]
     if bad:
-        listed = "; ".join(f"{r['preset']} seed {r['seed']}: {r['status']} ({r['error']})" for r in bad)
+        listed = "; ".join(f"{r['group']} seed {r['seed']}: {r['status']} ({r['error']})" for r in bad)
         print(f"{prog}: {len(bad)} of {len(rows)} runs did not complete: {listed}", file=sys.stderr)
         return 1
     return 0

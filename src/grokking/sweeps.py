@@ -1,4 +1,6 @@
-"""Sweeps: one run per (preset, seed), each in <out>/<preset>/seed_<k>/, and their summary.
+"""Sweeps: one run per (preset, grid point, seed), each in <out>/<preset>/[<point>/]seed_<k>/,
+and their summary. A grid point sets config keys (--grid task.train_fraction=0.3,0.5); seeds of the
+same preset and point are aggregated together.
 
 All configs are resolved and every run directory checked before the first run trains, so a typo
 fails at once with nothing written, not an hour into a sweep.
@@ -14,18 +16,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
+import re
 import sys
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
 from .backends import BACKENDS, check_backend, make_backend
 from .checkpoint import config_difference
-from .config import Config, resolve_config
+from .config import Config, parse_override, resolve_config
 from .errors import ConfigError
 from .experiment import check_run_config, one_line, run_experiment
 
@@ -45,14 +49,23 @@ class RunSpec:
     seed: int
     config: Config
     out: Path
+    point: dict = field(default_factory=dict)  # the --grid values of this run, by dotted key
+
+    @property
+    def group(self) -> str:
+        """What the seeds of this run are aggregated under: the preset and its grid point."""
+        if not self.point:
+            return self.preset
+        return f"{self.preset} " + " ".join(f"{k.split('.', 1)[1]}={v}" for k, v in self.point.items())
 
     @property
     def name(self) -> str:
-        return f"{self.preset} seed {self.seed}"
+        return f"{self.group} seed {self.seed}"
 
     @property
     def key(self) -> str:
-        return f"{self.preset}/seed_{self.seed}"
+        """The run's path below the sweep directory, e.g. mod_add_grokking/seed_0."""
+        return "/".join(self.out.parts[-(3 if self.point else 2):])
 
 
 @dataclass
@@ -62,20 +75,53 @@ class Attempt:
     fresh: bool = False  # start over instead of resuming from a checkpoint
 
 
-def plan_runs(presets, seeds, out, overrides=(), curves=True, force=False) -> list[RunSpec]:
+def parse_grid(texts) -> list[tuple[str, list[str]]]:
+    """['task.train_fraction=0.3,0.5', ...] -> [('task.train_fraction', ['0.3', '0.5']), ...]."""
+    grid = []
+    for text in texts:
+        key, sep, values = text.partition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not items:
+            raise ConfigError(f"--grid {text!r} must look like section.key=v1,v2,..., "
+                              "e.g. task.train_fraction=0.3,0.5")
+        key = key.strip()
+        parse_override(f"{key}={items[0]}")  # the key must exist (names the closest if not)
+        if key == "training.seed":
+            raise ConfigError("--grid: vary the seed with --seeds, not --grid")
+        if key in (k for k, _ in grid):
+            raise ConfigError(f"--grid: {key} is given twice")
+        grid.append((key, items))
+    return grid
+
+
+def _slug(value: str) -> str:
+    """A grid value as a directory name: operations like x/y and x*y stay distinct and shell-safe."""
+    value = value.replace("/", "over").replace("*", "times").replace(" ", "_")
+    return re.sub(r"[^A-Za-z0-9._=+^-]", "_", value)
+
+
+def plan_runs(presets, seeds, out, overrides=(), curves=True, force=False, grid=()) -> list[RunSpec]:
+    """One spec per preset x grid point x seed, in that order; every config resolved and every run
+    directory checked before anything trains."""
     specs = []
+    keys = [k for k, _ in grid]
     for preset in presets:
-        for seed in seeds:
-            config = resolve_config(preset, None, [*overrides, f"training.seed={seed}"])
-            config.output.curves = curves
-            config.output.progress = False  # one bar per run would flood a sweep's terminal
-            check_run_config(config)
-            # Absolute: a Dask worker may start in another directory.
-            run_dir = Path(out).absolute() / preset / f"seed_{seed}"
-            check_out_dir(run_dir, force=True)  # a run already there is skipped or resumed, below
-            if not force:
-                _check_same_config(run_dir, config)
-            specs.append(RunSpec(preset, seed, config, run_dir))
+        for values in itertools.product(*(v for _, v in grid)):
+            point = dict(zip(keys, values))
+            group_dir = Path(out).absolute() / preset  # absolute: a Dask worker may start elsewhere
+            if point:
+                group_dir = group_dir / ",".join(f"{k.split('.', 1)[1]}={_slug(v)}" for k, v in point.items())
+            for seed in seeds:
+                config = resolve_config(preset, None, [*overrides, *(f"{k}={v}" for k, v in point.items()),
+                                                       f"training.seed={seed}"])
+                config.output.curves = curves
+                config.output.progress = False  # one bar per run would flood a sweep's terminal
+                check_run_config(config)
+                run_dir = group_dir / f"seed_{seed}"
+                check_out_dir(run_dir, force=True)  # a run already there is skipped or resumed, below
+                if not force:
+                    _check_same_config(run_dir, config)
+                specs.append(RunSpec(preset, seed, config, run_dir, point))
     return specs
 
 
@@ -133,8 +179,8 @@ def _row(spec: RunSpec, action: str, attempts: int, summary: dict | None = None,
     status = summary["status"] if summary else "failed"
     if status == "diverged":
         error = f"loss became non-finite by step {summary['steps']}"
-    return {"preset": spec.preset, "seed": spec.seed, "status": status, "error": error,
-            "attempts": attempts, "action": action,
+    return {"preset": spec.preset, **spec.point, "seed": spec.seed, "group": spec.group,
+            "status": status, "error": error, "attempts": attempts, "action": action,
             **{k: v for k, v in (summary or {}).items() if k not in ("name", "status")}}
 
 
@@ -223,7 +269,7 @@ def default_workers() -> int:
 
 
 def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, workers=None,
-              backend="local", scheduler=None, retries=1, log=print) -> list[dict]:
+              backend="local", scheduler=None, retries=1, grid=(), log=print) -> list[dict]:
     """Run every preset for every seed; write sweep_summary.csv/json; return one row per run.
 
     Finished runs are skipped and interrupted ones resumed unless ``force``, which trains every
@@ -233,12 +279,12 @@ def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, wo
     check_backend(backend, workers, scheduler)
     if retries < 0:
         raise ConfigError(f"--retries must be >= 0, got {retries}")
-    specs = plan_runs(presets, seeds, out, overrides, curves, force)
+    specs = plan_runs(presets, seeds, out, overrides, curves, force, parse_grid(grid))
     rows: dict[str, dict] = {}
     progress = SweepProgress(len(specs), log)
 
     def finish(row):
-        rows[f"{row['preset']}/seed_{row['seed']}"] = row
+        rows[(row["group"], row["seed"])] = row
         progress.add(row)
 
     todo = []
@@ -260,7 +306,7 @@ def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, wo
             engine.close()
     finally:
         progress.close()
-    ordered = [rows[s.key] for s in specs]
+    ordered = [rows[(s.group, s.seed)] for s in specs]
     aggregates = write_sweep_summary(out, ordered)
     if curves:
         _draw_sweep_curves(Path(out), specs, ordered)
@@ -301,7 +347,7 @@ def aggregate(rows: list[dict]) -> dict[str, dict]:
     """Per preset, over the seeds whose run ended (failed runs have no result to count)."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(row["preset"], []).append(row)
+        groups.setdefault(row.get("group", row["preset"]), []).append(row)
     out = {}
     for preset, g in groups.items():
         ran = [r for r in g if r["status"] in RAN]
@@ -337,7 +383,7 @@ def write_sweep_summary(out: Path, rows: list[dict]) -> dict:
     writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
     write_atomic(out / "sweep_summary.csv", buf.getvalue().encode())
     aggregates = aggregate(rows)
-    write_json(out / "sweep_summary.json", {"runs": rows, "by_preset": aggregates})
+    write_json(out / "sweep_summary.json", {"runs": rows, "by_preset": aggregates})  # by preset and grid point
     return aggregates
 
 
@@ -349,7 +395,8 @@ def format_table(aggregates: dict[str, dict]) -> str:
         lo, hi = a["q25_steps_to_val_99"], a["q75_steps_to_val_99"]
         return "-" if lo is None else f"{lo:g}-{'never' if hi is None else f'{hi:g}'}"
 
-    header = (f"{'preset':<20} {'grokked':>12} {'median train 99%':>17} {'median val 99%':>15} "
+    width = max([20, *(len(g) for g in aggregates)])
+    header = (f"{'preset':<{width}} {'grokked':>12} {'median train 99%':>17} {'median val 99%':>15} "
               f"{'val 99% IQR':>13} {'failed':>7} {'median wall s':>14}")
     lines = [header, "-" * len(header)]
     for preset, a in aggregates.items():
@@ -357,7 +404,7 @@ def format_table(aggregates: dict[str, dict]) -> str:
         share = "-" if a["grokked_share"] is None else f"{a['grokked_share']:.0%}"
         wall = "-" if a["median_wall_time_s"] is None else f"{a['median_wall_time_s']:.1f}"
         grokked = f"{a['grokked']}/{ran} ({share})"
-        lines.append(f"{preset:<20} {grokked:>12} "
+        lines.append(f"{preset:<{width}} {grokked:>12} "
                      f"{num(a['median_steps_to_train_99']):>17} {num(a['median_steps_to_val_99']):>15} "
                      f"{iqr(a):>13} {a['failed']:>7} {wall:>14}")
     return "\n".join(lines)
@@ -384,7 +431,7 @@ def plot_sweep_curves(png: Path, specs: list[RunSpec], rows: list[dict]) -> None
     runs: dict[str, list[dict]] = {}
     for spec, row in zip(specs, rows):
         if row["status"] in RAN and (spec.out / "metrics.csv").exists():
-            runs.setdefault(spec.preset, []).append(read_metrics(spec.out / "metrics.csv"))
+            runs.setdefault(spec.group, []).append(read_metrics(spec.out / "metrics.csv"))
     if not runs:
         return
     cols = min(len(runs), 2)
