@@ -88,6 +88,17 @@ class Runs(unittest.TestCase):
         self.run_tiny("y", force=True)  # no curves this time: the old picture must not survive
         self.assertFalse((self.tmp / "y" / "curves.png").exists())
 
+    def test_artifacts_get_the_usual_permissions(self):
+        import os
+        import stat
+
+        self.run_tiny("perm")
+        mask = os.umask(0)
+        os.umask(mask)
+        for name in ("config.json", "split.json", "summary.json", "checkpoint.npz"):
+            mode = stat.S_IMODE((self.tmp / "perm" / name).stat().st_mode)
+            self.assertEqual(mode, 0o666 & ~mask, name)
+
     def test_curves_png(self):
         run_experiment(tiny_config(), self.tmp / "png", log=quiet)
         self.assertEqual((self.tmp / "png" / "curves.png").read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
