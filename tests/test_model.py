@@ -5,6 +5,8 @@ import numpy as np
 from grokking.model import (ACTIVATIONS, BLOCK_ROWS, CHUNK_ROWS, MLP, Batch, engine_threads, reference_loss_and_grads,
                             softmax_cross_entropy, weight_norm)
 
+from helpers import numerical_grads
+
 
 def random_batch(rng, n_tokens, n_classes, n, dtype="float32"):
     return Batch(rng.integers(0, n_tokens, n), rng.integers(0, n_tokens, n),
@@ -23,19 +25,10 @@ class GradientCheck(unittest.TestCase):
             p += 0.1 * rng.standard_normal(p.shape)
         batch = random_batch(rng, 7, 5, 11, "float64")
         _, _, grads = model.loss_and_grads(params, batch)
-        eps = 1e-6
-        for name, p in params.items():
-            numeric = np.zeros_like(p)
-            for i in np.ndindex(p.shape):
-                old = p[i]
-                p[i] = old + eps
-                up = model.loss_and_grads(params, batch)[0]
-                p[i] = old - eps
-                down = model.loss_and_grads(params, batch)[0]
-                p[i] = old
-                numeric[i] = (up - down) / (2 * eps)
+        numeric = numerical_grads(lambda: model.loss_and_grads(params, batch)[0], params)
+        for name in params:
             with self.subTest(activation=activation, layers=n_layers, param=name):
-                np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-8)
+                np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-8)
 
     def test_every_activation_and_depth(self):
         for activation in ACTIVATIONS:

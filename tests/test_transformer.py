@@ -7,6 +7,8 @@ from grokking.model import CHUNK_ROWS, Batch, engine_threads
 from grokking.optimizer import AdamW
 from grokking.transformer import Transformer
 
+from helpers import numerical_grads
+
 try:
     import torch
     import torch.nn.functional as F
@@ -41,19 +43,10 @@ class GradientCheck(unittest.TestCase):
 
         _, _, grads = loss_and_grads()
         self.assertEqual(set(grads), set(params))
-        eps = 1e-6
-        for name, p in params.items():
-            numeric = np.zeros_like(p)
-            for i in np.ndindex(p.shape):
-                old = p[i]
-                p[i] = old + eps
-                up = loss_and_grads()[0]
-                p[i] = old - eps
-                down = loss_and_grads()[0]
-                p[i] = old
-                numeric[i] = (up - down) / (2 * eps)
+        numeric = numerical_grads(lambda: loss_and_grads()[0], params)
+        for name in params:
             with self.subTest(positional=positional, dropout=dropout, param=name):
-                np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-8)
+                np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-8)
 
     def test_sinusoidal_positions(self):
         self.check("sinusoidal", 0.0)
