@@ -36,6 +36,14 @@ class Figures(unittest.TestCase):
         self.assertEqual(len(runs), 8)
         self.assertEqual(sorted(set(figures.line_labels(runs))), ["operation=x+y", "operation=x-y"])
 
+    def test_labels_name_what_departs_from_the_majority(self):
+        def run(**optimizer):
+            return {"config": {"optimizer": {"lr": 0.01, "grad_noise": 0.0, **optimizer},
+                               "training": {"seed": 0}}}
+
+        runs = [run(), run(grad_noise=0.01), run(lr=0.003), run()]
+        self.assertEqual(figures.line_labels(runs), ["reference", "grad_noise=0.01", "lr=0.003", "reference"])
+
     def test_every_sweep_figure_is_a_png(self):
         made = figures.draw(self.sweep, self.tmp / "figs", ["fraction", "best", "interventions"])
         self.assertEqual([p.name for p in made], ["fraction.png", "best.png", "interventions.png"])

@@ -71,11 +71,25 @@ def _flat(config: dict) -> dict:
 
 
 def line_labels(runs: list[dict], ignore=("training.seed", "task.train_fraction")) -> list[str]:
-    """A label per run from the config keys whose values differ across the runs."""
+    """A label per run from the config keys whose values differ across the runs.
+
+    A key whose value most runs share (more than half) is named only where a run departs from it,
+    so an intervention reads 'grad_noise=0.01' rather than every key of the reference setting.
+    """
     flats = [_flat(r["config"]) for r in runs]
     keys = sorted(k for k in set().union(*flats) if k not in ignore
                   and len({json.dumps(f.get(k)) for f in flats}) > 1)
-    return [", ".join(f"{k.split('.', 1)[1]}={f.get(k)}" for k in keys) or "all runs" for f in flats]
+    majority = {}
+    for k in keys:
+        values = [json.dumps(f.get(k)) for f in flats]
+        top = max(set(values), key=values.count)
+        if values.count(top) * 2 > len(values):
+            majority[k] = top
+    labels = []
+    for f in flats:
+        shown = [k for k in keys if majority.get(k) != json.dumps(f.get(k))]
+        labels.append(", ".join(f"{k.split('.', 1)[1]}={f.get(k)}" for k in shown) or "reference")
+    return labels
 
 
 def accuracy_curves(run_dir: Path, out: Path) -> Path:

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates every run and figure of docs/reproduction.md (about 1.5 hours on two cores).
+# Each part prints its wall time; parts that train are idempotent (a re-run skips finished runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/repro}
+W=${WORKERS:-2}
+timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name: $((SECONDS - t0)) s"; }
+
+# 1. Figure 1: delayed generalization on x/y with the paper's transformer.
+timed fig1 run_experiment --preset fig1_div_transformer --out "$OUT/fig1_div_transformer" || true
+# 2. Time to generalize against the training fraction, x+y, MLP, 3 seeds.
+timed fractions run_suite --presets mod_add_grokking --seeds 0,1,2 --workers "$W" --no-curves \
+  --grid task.train_fraction=0.15,0.2,0.25,0.3,0.35,0.4,0.5 --override training.steps=6000 \
+  --out "$OUT/fractions_add"
+# 3. Every operation of the paper against the training fraction, MLP, 2 seeds.
+timed operations run_suite --presets mod_add_grokking --seeds 0,1 --workers "$W" --no-curves \
+  --grid "task.operation=x+y,x-y,x*y,x/y,x/y if y odd else x-y,x^2+y^2,x^2+xy+y^2,x^2+xy+y^2+x,x^3+xy,x^3+xy^2+y" \
+  --grid task.train_fraction=0.2,0.3,0.5,0.7 --out "$OUT/operations"
+# 4. The interventions of Figure 2 (left) on S5, MLP (dropout needs the transformer; see 5).
+for spec in \
+    "adamw_wd1:" \
+    "adam_no_wd:--override optimizer.name=adam --override optimizer.weight_decay=0" \
+    "minibatch_adam:--override optimizer.name=adam --override optimizer.weight_decay=0 --override training.batch_size=512" \
+    "grad_noise:--override optimizer.name=adam --override optimizer.weight_decay=0 --override optimizer.grad_noise=0.01" \
+    "weight_noise:--override optimizer.name=adam --override optimizer.weight_decay=0 --override optimizer.weight_noise=0.01" \
+    "decay_to_init:--override optimizer.decay_toward=init" \
+    "lr_3e-3:--override optimizer.lr=3e-3" \
+    "lr_3e-2:--override optimizer.lr=3e-2"; do
+  name=${spec%%:*}; args=${spec#*:}
+  # shellcheck disable=SC2086
+  timed "interventions/$name" run_suite --presets perm_s5_grokking --seeds 0 --workers "$W" --no-curves \
+    --grid task.train_fraction=0.3,0.5 --override training.steps=2000 $args --out "$OUT/interventions/$name"
+done
+# 5. The transformer against the training fraction, x+y, 1 seed.
+timed transformer_fractions run_suite --presets fig1_div_transformer --seeds 0 --workers "$W" --no-curves \
+  --override task.operation=x+y --override training.steps=5000 --grid task.train_fraction=0.3,0.5,0.7 \
+  --out "$OUT/transformer_add"
+# 6. Figures.
+timed figures bash -c "
+  make_figures $OUT/fig1_div_transformer --out $OUT/figures/fig1 --figures curves
+  make_figures $OUT/fractions_add --out $OUT/figures/fractions_add --figures fraction,best
+  make_figures $OUT/operations --out $OUT/figures/operations --figures fraction,best
+  make_figures $OUT/interventions --out $OUT/figures/interventions --figures interventions
+  make_figures $OUT/transformer_add --out $OUT/figures/transformer_add --figures fraction,best
+  make_figures $OUT/operations/mod_add_grokking/operation=x+y,train_fraction=0.3/seed_0 --out $OUT/figures/embeddings --figures embeddings"
