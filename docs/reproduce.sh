@@ -16,7 +16,7 @@ timed fractions run_suite --presets mod_add_grokking --seeds 0,1,2 --workers "$W
 # 3. Every operation of the paper against the training fraction, MLP, 2 seeds.
 timed operations run_suite --presets mod_add_grokking --seeds 0,1 --workers "$W" --no-curves \
   --grid "task.operation=x+y,x-y,x*y,x/y,x/y if y odd else x-y,x^2+y^2,x^2+xy+y^2,x^2+xy+y^2+x,x^3+xy,x^3+xy^2+y" \
-  --grid task.train_fraction=0.2,0.3,0.5,0.7 --out "$OUT/operations"
+  --grid task.train_fraction=0.3,0.5,0.7 --out "$OUT/operations"
 # 4. The interventions of Figure 2 (left) on S5, MLP (dropout needs the transformer; see 5).
 for spec in \
     "adamw_wd1:" \

@@ -70,6 +70,9 @@ class Figures(unittest.TestCase):
         xy = figures.principal_components(embed)
         radius = np.hypot(xy[:, 0], xy[:, 1])
         self.assertLess(radius.std() / radius.mean(), 0.02)
+        self.assertEqual(figures.key_frequency(embed), 1)
+        angle3 = 2 * np.pi * 3 * np.arange(p) / p  # a circle of frequency 3
+        self.assertEqual(figures.key_frequency(np.stack([np.cos(angle3), np.sin(angle3)], axis=1) @ basis.T), 3)
 
     def test_command_line(self):
         out = self.tmp / "cli"

@@ -88,7 +88,9 @@ def line_labels(runs: list[dict], ignore=("training.seed", "task.train_fraction"
     labels = []
     for f in flats:
         shown = [k for k in keys if majority.get(k) != json.dumps(f.get(k))]
-        labels.append(", ".join(f"{k.split('.', 1)[1]}={f.get(k)}" for k in shown) or "reference")
+        # Nothing varies: name the operation; a run with the common setting: 'reference'.
+        labels.append(", ".join(f"{k.split('.', 1)[1]}={f.get(k)}" for k in shown)
+                      or ("reference" if keys else str(f.get("task.operation"))))
     return labels
 
 
@@ -175,8 +177,22 @@ def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False)
     return (projected, sing[:k] ** 2 / np.sum(sing ** 2)) if with_share else projected
 
 
+def key_frequency(rows: np.ndarray) -> int:
+    """The frequency k in 1..p//2 whose Fourier component cos/sin(2 pi k x / p) carries the most
+    of the embedding rows' norm (Nanda et al. 2023): the circle a modular task learns."""
+    p = len(rows)
+    x = np.arange(p)
+    centered = rows - rows.mean(axis=0)
+    norms = [np.linalg.norm(np.exp(-2j * np.pi * k * x / p) @ centered) for k in range(1, p // 2 + 1)]
+    return int(np.argmax(norms)) + 1
+
+
 def embedding_pca(run_dir: Path, out: Path) -> Path:
-    """First two principal components of the operand embedding rows (MLP: 'embed')."""
+    """First two principal components of the operand embedding rows (MLP: 'embed').
+
+    For a modular operation the points are coloured by k*x mod p, k the key frequency: on a
+    circle of frequency k, residue x sits at angle 2 pi k x / p, so this colouring runs around it.
+    """
     run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT
     if not ckpt.exists():
@@ -184,13 +200,19 @@ def embedding_pca(run_dir: Path, out: Path) -> Path:
     with np.load(ckpt, allow_pickle=False) as data:
         embed = np.asarray(data["param.embed"], dtype=np.float64)
     config = json.loads((run_dir / "config.json").read_text())
-    n = config["task"]["p"] if "." not in config["task"]["operation"] else len(embed)
+    modular = "." not in config["task"]["operation"]
+    n = config["task"]["p"] if modular else len(embed)
     embed = embed[:n]  # the transformer's vocabulary also holds 'op' and '='
     xy, explained = principal_components(embed, with_share=True)
+    if modular:
+        k = key_frequency(embed)
+        colour, label = k * np.arange(n) % n, f"{k} * x mod {n}  (key frequency k = {k})"
+    else:
+        colour, label = np.arange(n), "element"
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5), constrained_layout=True)
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=np.arange(n), cmap="hsv", s=18)
-    fig.colorbar(points, ax=ax, label="token (residue)")
+    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="hsv", s=18)
+    fig.colorbar(points, ax=ax, label=label)
     ax.set(xlabel=f"PC1 ({explained[0]:.0%} of variance)", ylabel=f"PC2 ({explained[1]:.0%})",
            title=f"Operand embeddings, {config['task']['operation']}")
     ax.set_aspect("equal", adjustable="datalim")
