@@ -80,6 +80,30 @@ def check_run_config(config: Config) -> Config:
     return config
 
 
+class _Record:
+    """What the summary needs from the evaluated rows: the last, the best, the first at 99%."""
+
+    def __init__(self):
+        self.last = {}
+        self.best = {"train_acc": 0.0, "val_acc": 0.0, "train_loss": math.inf, "val_loss": math.inf}
+        self.first99 = {"train": None, "val": None}
+
+    def add(self, row: dict) -> bool:
+        """Take one metrics row; True when it is the first with validation accuracy >= 99%."""
+        self.last = row
+        for key in ("train_acc", "val_acc"):
+            self.best[key] = max(self.best[key], row[key])
+        for key in ("train_loss", "val_loss"):
+            if math.isfinite(row[key]):
+                self.best[key] = min(self.best[key], row[key])
+        if self.first99["train"] is None and row["train_acc"] >= THRESHOLD:
+            self.first99["train"] = row["step"]
+        if self.first99["val"] is None and row["val_acc"] >= THRESHOLD:
+            self.first99["val"] = row["step"]
+            return True
+        return False
+
+
 def _fmt(value) -> str:
     return str(value) if isinstance(value, int) else repr(float(value))
 
@@ -160,10 +184,8 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     schedule = eval_schedule(tr.steps, tr.eval_interval)
     next_eval = 0
     status = "completed"
-    best = {"train_acc": 0.0, "val_acc": 0.0, "train_loss": math.inf, "val_loss": math.inf}
-    first99 = {"train": None, "val": None}
+    record = _Record()
     time_to_val_99 = None
-    last = {}
     eval_time = 0.0
     done = 0
     elapsed = 0.0  # wall time of the earlier sessions of a resumed run
@@ -184,18 +206,8 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
         if not ended and [r["step"] for r in rows] != expected:
             raise ConfigError(f"--resume: {str(out / 'metrics.csv')!r} lacks rows the checkpoint at "
                               f"step {done} expects; start the run again with --force")
-        # The running values, exactly as the uninterrupted run had them at this step.
-        for row in rows:
-            last = row
-            for key in ("train_acc", "val_acc"):
-                best[key] = max(best[key], row[key])
-            for key in ("train_loss", "val_loss"):
-                if math.isfinite(row[key]):
-                    best[key] = min(best[key], row[key])
-            if first99["train"] is None and row["train_acc"] >= THRESHOLD:
-                first99["train"] = row["step"]
-            if first99["val"] is None and row["val_acc"] >= THRESHOLD:
-                first99["val"] = row["step"]
+        for row in rows:  # the running values, exactly as the uninterrupted run had them here
+            record.add(row)
         next_eval = len(expected)
         status = ended or status
 
@@ -234,20 +246,12 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
                 train_loss, train_acc = model.evaluate(params, *train_rows)
                 val_loss, val_acc = model.evaluate(params, *val_rows)
                 eval_time += time.perf_counter() - t0
-                last = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
-                        "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-                        "weight_norm": weight_norm(params)}
-                metrics.write(",".join(_fmt(last[c]) for c in METRIC_COLUMNS) + "\n")
+                row = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
+                       "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+                       "weight_norm": weight_norm(params)}
+                metrics.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
                 diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(val_loss))
-                for key in ("train_acc", "val_acc"):
-                    best[key] = max(best[key], last[key])
-                for key in ("train_loss", "val_loss"):
-                    if math.isfinite(last[key]):
-                        best[key] = min(best[key], last[key])
-                if first99["train"] is None and train_acc >= THRESHOLD:
-                    first99["train"] = step
-                if first99["val"] is None and val_acc >= THRESHOLD:
-                    first99["val"] = step
+                if record.add(row):
                     time_to_val_99 = elapsed + time.perf_counter() - start
                 progress.update(step, train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
             if diverged:
@@ -260,7 +264,8 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     progress.close()
     wall = elapsed + time.perf_counter() - start
 
-    s99, v99 = first99["train"], first99["val"]
+    s99, v99 = record.first99["train"], record.first99["val"]
+    last, best = record.last, record.best
     summary = {
         "name": name,
         "status": status,

@@ -97,16 +97,15 @@ class _Chunk:
         self.work = {}  # arrays reused from step to step (see _scratch)
 
 
+def _even_slices(n: int, k: int) -> list[slice]:
+    """range(n) cut into k contiguous slices of nearly equal length."""
+    bounds = np.linspace(0, n, k + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _split(n: int) -> list[slice]:
     """Contiguous slices of at most CHUNK_ROWS rows (for evaluation, which needs no one-hot)."""
-    k = max(1, -(-n // CHUNK_ROWS))
-    bounds = np.linspace(0, n, k + 1).round().astype(int)
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _token_blocks(n_tokens: int, k: int) -> list[slice]:
-    bounds = np.linspace(0, n_tokens, k + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return _even_slices(n, max(1, -(-n // CHUNK_ROWS)))
 
 
 def _block_index(blocks: list[slice]) -> np.ndarray:
@@ -128,7 +127,7 @@ class Batch:
         ratio = len(labels) / BLOCK_ROWS
         kx = int(min(n_tokens, max(1, round(np.sqrt(ratio)))))
         ky = int(min(n_tokens, max(1, round(ratio / kx))))
-        x_blocks, y_blocks = _token_blocks(n_tokens, kx), _token_blocks(n_tokens, ky)
+        x_blocks, y_blocks = _even_slices(n_tokens, kx), _even_slices(n_tokens, ky)
         chunk_of = _block_index(x_blocks)[x] * ky + _block_index(y_blocks)[y]
         order = np.argsort(chunk_of, kind="stable")
         bounds = np.searchsorted(chunk_of[order], np.arange(kx * ky + 1))
