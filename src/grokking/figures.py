@@ -27,6 +27,7 @@ import numpy as np
 from .artifacts import CHECKPOINT, write_atomic
 from .errors import ConfigError
 from .plotting import read_metrics
+from .sweeps import _steps, quantile
 
 FIGURES = ("curves", "fraction", "best", "interventions", "embeddings")
 
@@ -129,11 +130,9 @@ def steps_vs_fraction(sweep_dir: Path, out: Path) -> Path:
     for label, by_frac in sorted(_by_line_and_fraction(find_runs(sweep_dir)).items()):
         xs, med, lo, hi = [], [], [], []
         for frac in sorted(by_frac):
-            steps = [r["summary"]["steps_to_val_99"] for r in by_frac[frac]]
-            values = sorted(math.inf if s is None else s for s in steps)
-            # Quartiles as data points (no interpolation with an infinite value), median as usual.
-            q1, q3 = np.quantile(values, [0.25, 0.75], method="inverted_cdf")
-            q2 = statistics.median(values)
+            # The sweep summary's quartiles, so the band agrees with its table.
+            values = _steps(r["summary"]["steps_to_val_99"] for r in by_frac[frac])
+            q1, q2, q3 = (quantile(values, q) for q in (0.25, 0.5, 0.75))
             if math.isfinite(q2):
                 xs.append(frac)
                 med.append(q2)
