@@ -58,17 +58,25 @@ class FastPathMatchesReference(unittest.TestCase):
         rng = np.random.default_rng(2)
         model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64")
         params = model.init_params(rng)
-        n = 9 * BLOCK_ROWS + 77  # 3 x 3 blocks of tokens (ratio 9.04)
+        n = 4 * BLOCK_ROWS + 77  # 4 blocks of y tokens
         x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
         x[x == 3] = 4
         batch = Batch(x, y, labels, 13, "float64")
-        self.assertEqual(len(batch.chunks), 9)
+        self.assertEqual(len(batch.chunks), 4)
         rows = sorted(zip(*(np.concatenate([getattr(c, k) for c in batch.chunks]).tolist()
                             for k in ("x", "y", "labels"))))
         self.assertEqual(rows, sorted(zip(x.tolist(), y.tolist(), labels.tolist())))  # a partition
-        for c in batch.chunks:  # each chunk's tokens lie in its two blocks
-            self.assertTrue(np.all((c.x >= c.x_tokens.start) & (c.x < c.x_tokens.stop)))
-            self.assertTrue(np.all((c.y >= c.y_tokens.start) & (c.y < c.y_tokens.stop)))
+        for c in batch.chunks:
+            self.assertTrue(np.all((c.y >= c.y_tokens.start) & (c.y < c.y_tokens.stop)))  # its y block
+            self.assertTrue(np.all(np.diff(c.x) >= 0))  # sorted by x
+            # The x groups tile the tokens and the rows in order, each one-hot marking its rows' x.
+            self.assertEqual([g[0].start for g in c.groups[1:]], [g[0].stop for g in c.groups[:-1]])
+            self.assertEqual((c.groups[0][0].start, c.groups[-1][0].stop), (0, 13))
+            self.assertEqual(sum(g[1].stop - g[1].start for g in c.groups), len(c.x))
+            self.assertGreater(len(c.groups), 1)
+            for tokens, rows_, onehot in c.groups:
+                if onehot is not None:
+                    np.testing.assert_array_equal(tokens.start + onehot.argmax(axis=0), c.x[rows_])
         rloss, racc, rgrads = reference_loss_and_grads(model, params, x, y, labels)
         for threads in (1, 2):
             with engine_threads(threads):

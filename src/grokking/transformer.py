@@ -43,7 +43,7 @@ multiply-adds per example in the forward pass). With dropout the prefix rows get
 own masks per example, so they are not shared (one prefix per example).
 
 Threads: like the MLP, a batch is cut into the engine's fixed chunks of ``CHUNK_ROWS`` rows that run on
-its threads (``grokking.model.engine_threads``), and their gradients are added in chunk order, so a
+its threads (``grokking.parallel.engine_threads``), and their gradients are added in chunk order, so a
 result does not depend on the number of threads. Dense work is in float32 by default.
 """
 
@@ -53,7 +53,8 @@ import math
 
 import numpy as np
 
-from .model import _THREADS, CHUNK_ROWS, Batch, softmax_cross_entropy
+from .model import CHUNK_ROWS, Batch, softmax_cross_entropy
+from .parallel import THREADS
 
 SEQ_LEN = 4
 POSITIONAL = ("sinusoidal", "learned")
@@ -294,7 +295,7 @@ class Transformer:
             loss_sum, correct, _ = softmax_cross_entropy(self._forward(params, x[s], y[s])[0], labels[s])
             return loss_sum, correct
 
-        parts = _THREADS.map(chunk, _chunks(len(labels)))
+        parts = THREADS.map(chunk, _chunks(len(labels)))
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class Transformer:
                 raise ValueError("dropout > 0 needs a random Generator: loss_and_grads(params, batch, rng)")
             rngs = [np.random.default_rng(s) for s in rng.integers(0, 2 ** 63, size=len(slices))]
         x, y, labels = np.asarray(batch.x), np.asarray(batch.y), np.asarray(batch.labels)
-        parts = _THREADS.map(lambda i: self._chunk_grads(params, x[slices[i]], y[slices[i]],
+        parts = THREADS.map(lambda i: self._chunk_grads(params, x[slices[i]], y[slices[i]],
                                                          labels[slices[i]], 1.0 / n, rngs[i]),
                              list(range(len(slices))))
         grads = parts[0][2]

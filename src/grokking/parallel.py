@@ -1,0 +1,73 @@
+"""The engine's threads: fixed pieces of work run on a small pool, results combined in a fixed order.
+
+NumPy and BLAS release the GIL in their heavy calls, so a few Python threads keep the cores busy.
+BLAS itself is held to one thread: a multi-threaded matmul may split its inner sum and change the
+last bits, whereas one-threaded BLAS on pieces fixed in advance gives the same bytes for any number
+of threads (``engine_threads``).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def even_slices(n: int, k: int) -> list[slice]:
+    """range(n) cut into k contiguous slices of nearly equal length."""
+    bounds = np.linspace(0, n, k + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class Threads:
+    """A small thread pool; the calling thread works too."""
+
+    def __init__(self):
+        self.n = 1
+        self.pool = None
+
+    def set(self, n: int) -> None:
+        if n != self.n and self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        self.n = max(1, int(n))
+
+    def map(self, fn, items):
+        if self.n == 1 or len(items) == 1:
+            return [fn(item) for item in items]
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.n - 1, thread_name_prefix="grokking")
+        # Every thread takes the next item until none is left (next() on a shared range iterator is
+        # atomic under the GIL), so uneven items balance out.
+        results = [None] * len(items)
+        todo = iter(range(len(items)))
+
+        def work():
+            for i in todo:
+                results[i] = fn(items[i])
+
+        helpers = [self.pool.submit(work) for _ in range(min(self.n, len(items)) - 1)]
+        work()
+        for h in helpers:
+            h.result()
+        return results
+
+
+THREADS = Threads()
+
+
+@contextmanager
+def engine_threads(n: int | None = None):
+    """Run the engine on ``n`` threads (default: every core) with single-threaded BLAS inside."""
+    from threadpoolctl import threadpool_limits
+
+    previous = THREADS.n
+    THREADS.set(n or os.cpu_count() or 1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        THREADS.set(previous)
