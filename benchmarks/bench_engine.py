@@ -45,10 +45,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def median_ms(fn, steps: int, repeats: int) -> list[float]:
-    """Per-step milliseconds of ``steps`` calls, once per repeat."""
+def median_ms(fn, steps: int, repeats: int, settle: float = 0.0) -> list[float]:
+    """Per-step milliseconds of ``steps`` calls, once per repeat, each after ``settle`` seconds of
+    untimed calls.
+
+    Settling matters when engines alternate: torch's OpenMP threads keep spinning on the cores for
+    a while after its last step (our steps measured 13% slower right after a PyTorch turn), and
+    threads woken from sleep take a few steps to get going, so each turn is timed only once the
+    machine is in that engine's steady state.
+    """
     out = []
     for _ in range(repeats):
+        end = time.perf_counter() + settle
+        while time.perf_counter() < end:
+            fn()
         t0 = time.perf_counter()
         for _ in range(steps):
             fn()
@@ -149,6 +159,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=20, help="steps per timed repeat")
+    ap.add_argument("--settle", type=float, default=0.3,
+                    help="seconds of untimed steps before each engine's turn (see median_ms)")
     ap.add_argument("--skip-end-to-end", action="store_true")
     ap.add_argument("--out", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -187,9 +199,9 @@ def main() -> None:
         # (its BLAS held to one thread per chunk worker), torch outside it with its own threads.
         for _ in range(args.repeats + 1):
             with engine_threads(args.threads):
-                ours += median_ms(s.numpy_step, args.steps, 1)
+                ours += median_ms(s.numpy_step, args.steps, 1, args.settle)
             if torch_step:
-                theirs += median_ms(torch_step, args.steps, 1)
+                theirs += median_ms(torch_step, args.steps, 1, args.settle)
         ours, theirs = ours[1:], theirs[1:]  # the first round warms up both
         with engine_threads(args.threads):
             eval_ms = statistics.median(median_ms(s.evaluation, 1, args.repeats))

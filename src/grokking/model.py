@@ -29,6 +29,9 @@ from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 LOGIT_FLOOR = -50.0
+LOGIT_CEILING = 80.0  # e^80 * n_classes stays far below float32's maximum, 3.4e38
+# A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
+_EXP_CEILING = 0.5 * float(np.exp(LOGIT_CEILING))
 # Rows per chunk of work. Fixed, not derived from the core count, so that a run gives the same bytes
 # on one thread or many: chunks are summed in the same order whichever thread computed them.
 CHUNK_ROWS = 2048
@@ -96,6 +99,7 @@ class _Chunk:
         self.onehot_y = np.zeros((y_tokens.stop - y_tokens.start, n), dtype=dtype)
         self.onehot_y[self.y_local, np.arange(n)] = 1
         self.ones = np.ones(n, dtype=dtype)  # column sums as a matrix-vector product
+        self._answer_index = None
         first = np.searchsorted(x, np.arange(n_tokens + 1))  # token t's rows: first[t]:first[t + 1]
         self.groups = []  # (tokens, rows, one-hot of the group or None when it has no rows)
         t = 0
@@ -111,6 +115,12 @@ class _Chunk:
             self.groups.append((slice(t, u), rows, onehot))
             t = u
         self.work = {}  # arrays reused from step to step (see _scratch)
+
+    def answer_index(self, n_classes: int) -> np.ndarray:
+        """Where each row's answer lies in the flat (rows, n_classes) logits."""
+        if self._answer_index is None:
+            self._answer_index = np.arange(len(self.labels)) * n_classes + self.labels
+        return self._answer_index
 
 
 def _split(n: int) -> list[slice]:
@@ -138,6 +148,9 @@ class Batch:
             rows = order[bounds[c]:bounds[c + 1]]
             if len(rows):
                 self.chunks.append(_Chunk(x[rows], y[rows], labels[rows], blocks[c], n_tokens, dtype))
+        # Largest first: the calling thread takes the first chunk at once while a pool thread is still
+        # waking up, and the last chunks, taken by whichever thread is free, are the small ones.
+        self.chunks.sort(key=lambda chunk: -len(chunk.labels))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -168,6 +181,32 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float |
     logits *= (scale / sum_exp)[:, None].astype(logits.dtype, copy=False)
     logits[rows, labels] -= scale
     return loss_sum, correct, logits
+
+
+def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, scale: float,
+                                 ones: np.ndarray):
+    """softmax_cross_entropy for training: summed loss and scale * d(loss)/d(logits), in place,
+    without the row maxima; or None, with ``logits`` spoiled, when it cannot be exact.
+
+    Softmax is shift-invariant, so any per-row shift that keeps exp() in range will do: this one
+    subtracts the answer's logit (``answer_index``: row * n_classes + label, into the flat logits),
+    which saves a pass for the row maxima (a twentieth of a mod_add step). Exponents are clipped to
+    [LOGIT_FLOOR, LOGIT_CEILING]: the floor for the reason given in softmax_cross_entropy, the
+    ceiling against overflow. A row whose sum comes near e^LOGIT_CEILING may have been clipped there
+    (some logit exceeds the answer's by 80), so then the caller must use softmax_cross_entropy.
+    Accuracy needs the row maxima and is left to evaluation.
+    """
+    flat = logits.reshape(-1)
+    logits -= np.take(flat, answer_index)[:, None]
+    np.clip(logits, LOGIT_FLOOR, LOGIT_CEILING, out=logits)
+    np.exp(logits, out=logits)
+    sum_exp = logits @ ones  # the answer's own term is exp(0) = 1
+    if sum_exp.max() >= _EXP_CEILING:
+        return None
+    loss_sum = float(np.sum(np.log(sum_exp, dtype=np.float64)))
+    logits *= (scale / sum_exp)[:, None]
+    flat[answer_index] -= scale
+    return loss_sum, logits
 
 
 class MLP:
@@ -239,7 +278,7 @@ class MLP:
 
     # -- backward -----------------------------------------------------------------------------
     def _chunk_grads(self, params, table_x, chunk: _Chunk, scale: float):
-        """Loss sum, number correct, and the chunk's share of every gradient.
+        """Loss sum and the chunk's share of every gradient.
 
         The chunk's y tokens are its own, so it also takes their part of the first layer: the rows
         of the y table, and of W1_y's and the embeddings' gradients. What every chunk shares, the
@@ -249,7 +288,13 @@ class MLP:
         embed_y, w1_y = params["embed"][chunk.y_tokens], params["W1"][d:]
         table_y = np.matmul(embed_y, w1_y, out=_scratch(work, "table_y", (len(embed_y), shape[1]), dt))
         logits, saved = self._forward(params, (table_x, table_y), chunk.x, chunk.y_local, work)
-        loss_sum, correct, dlogits = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)
+        shifted = answer_shifted_cross_entropy(logits, chunk.answer_index(self.n_classes), scale,
+                                               self._ones)
+        if shifted is None:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
+            np.matmul(saved[-1][0], params["W_out"], out=logits)
+            logits += params["b_out"]
+            shifted = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)[::2]
+        loss_sum, dlogits = shifted
         grads = {"W_out": np.matmul(saved[-1][0].T, dlogits, out=_scratch(work, "gW_out", params["W_out"].shape, dt)),
                  "b_out": np.matmul(chunk.ones, dlogits, out=_scratch(work, "gb_out", params["b_out"].shape, dt))}
         da = np.matmul(dlogits, params["W_out"].T, out=_scratch(work, f"da{self.n_layers}", shape, dt))
@@ -270,19 +315,21 @@ class MLP:
         grads["sum_x"] = sum_x
         grads["W1_y"] = np.matmul(embed_y.T, sum_y, out=_scratch(work, "gW1_y", (d, shape[1]), dt))
         grads["embed_y"] = np.matmul(sum_y, w1_y.T, out=_scratch(work, "gembed_y", embed_y.shape, dt))
-        return loss_sum, correct, grads
+        return loss_sum, grads
 
     def loss_and_grads(self, params, batch: Batch):
-        """Mean loss, accuracy and gradients of every parameter on one batch.
+        """Mean loss, None and gradients of every parameter on one batch.
 
-        The gradients are views, in the order of ``params``, of one new flat buffer.
+        The None stands where the Transformer returns the batch's accuracy: the MLP's training step
+        skips the row maxima that accuracy needs (see answer_shifted_cross_entropy); ``evaluate``
+        measures it. The gradients are views, in the order of ``params``, of one new flat buffer.
         """
         table_x, d = self._table_x(params), self.d_embed
         scale, chunks = 1.0 / len(batch), batch.chunks
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
         grads = dict(zip(params, _views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
         # Sums over chunks in chunk order, whichever thread ran them: the same bytes on any thread count.
-        parts = [r[2] for r in results]
+        parts = [r[1] for r in results]
         for name, into in [(k, grads[k]) for k in parts[0] if k in grads] + [("W1_y", grads["W1"][d:])]:
             np.copyto(into, parts[0][name])
             for part in parts[1:]:
@@ -296,9 +343,7 @@ class MLP:
         np.matmul(dtable_x, w1[:d].T, out=grads["embed"])
         for chunk, part in zip(chunks, parts):
             grads["embed"][chunk.y_tokens] += part["embed_y"]
-        loss = sum(r[0] for r in results) / len(batch)
-        acc = sum(r[1] for r in results) / len(batch)
-        return loss, acc, grads
+        return sum(r[0] for r in results) / len(batch), None, grads
 
 
 def _views(flat: np.ndarray, like: dict) -> list[np.ndarray]:
