@@ -23,6 +23,8 @@ thread between steps. Work is done in place where the backward pass allows.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
@@ -134,23 +136,28 @@ class Batch:
     Chunk c holds the rows whose y lies in the c-th of k blocks of tokens, k chosen from the batch
     size alone (about BLOCK_ROWS rows a chunk), so the chunking, and with it every sum, is the same
     on any machine. For full-batch training a Batch is built once per run, with its one-hot matrices.
+    The chunks are made on first use: the Transformer reads only x, y and labels.
     """
 
     def __init__(self, x, y, labels, n_tokens: int, dtype="float32"):
-        self.x, self.y, self.labels, self.n_tokens = x, y, labels, n_tokens
+        self.x, self.y, self.labels, self.n_tokens, self.dtype = x, y, labels, n_tokens, dtype
+
+    @cached_property
+    def chunks(self) -> list[_Chunk]:
+        x, y, labels, n_tokens, dtype = self.x, self.y, self.labels, self.n_tokens, self.dtype
         k = int(min(n_tokens, max(1, round(len(labels) / BLOCK_ROWS))))
         blocks = even_slices(n_tokens, k)
         block_of = np.repeat(np.arange(k), [b.stop - b.start for b in blocks])[y]
         order = np.lexsort((x, block_of))  # by block, then by x
         bounds = np.searchsorted(block_of[order], np.arange(k + 1))
-        self.chunks = []
+        chunks = []
         for c in range(k):
             rows = order[bounds[c]:bounds[c + 1]]
             if len(rows):
-                self.chunks.append(_Chunk(x[rows], y[rows], labels[rows], blocks[c], n_tokens, dtype))
+                chunks.append(_Chunk(x[rows], y[rows], labels[rows], blocks[c], n_tokens, dtype))
         # Largest first: the calling thread takes the first chunk at once while a pool thread is still
         # waking up, and the last chunks, taken by whichever thread is free, are the small ones.
-        self.chunks.sort(key=lambda chunk: -len(chunk.labels))
+        return sorted(chunks, key=lambda chunk: -len(chunk.labels))
 
     def __len__(self) -> int:
         return len(self.labels)
