@@ -285,44 +285,49 @@ class MLP:
 
     # -- backward -----------------------------------------------------------------------------
     def _chunk_grads(self, params, table_x, chunk: _Chunk, scale: float):
-        """Loss sum and the chunk's share of every gradient.
+        """The chunk's loss sum and shares of the gradients: of the layers above the first (keyed like
+        ``params``), of the x table (per-token sums), and of W1_y and the y block's embeddings.
 
         The chunk's y tokens are its own, so it also takes their part of the first layer: the rows
         of the y table, and of W1_y's and the embeddings' gradients. What every chunk shares, the
         x table and its gradients, is left to loss_and_grads.
         """
         work, shape, dt, d = chunk.work, (len(chunk.x), self.d_hidden), self.dtype, self.d_embed
+
+        def out(key, shape):
+            return _scratch(work, key, shape, dt)
+
         embed_y, w1_y = params["embed"][chunk.y_tokens], params["W1"][d:]
-        table_y = np.matmul(embed_y, w1_y, out=_scratch(work, "table_y", (len(embed_y), shape[1]), dt))
+        table_y = np.matmul(embed_y, w1_y, out=out("table_y", (len(embed_y), shape[1])))
         logits, saved = self._forward(params, (table_x, table_y), chunk.x, chunk.y_local, work)
         shifted = answer_shifted_cross_entropy(logits, chunk.answer_index(self.n_classes), scale,
                                                self._ones)
         if shifted is None:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
             np.matmul(saved[-1][0], params["W_out"], out=logits)
             logits += params["b_out"]
-            shifted = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)[::2]
-        loss_sum, dlogits = shifted
-        grads = {"W_out": np.matmul(saved[-1][0].T, dlogits, out=_scratch(work, "gW_out", params["W_out"].shape, dt)),
-                 "b_out": np.matmul(chunk.ones, dlogits, out=_scratch(work, "gb_out", params["b_out"].shape, dt))}
-        da = np.matmul(dlogits, params["W_out"].T, out=_scratch(work, f"da{self.n_layers}", shape, dt))
+            loss_sum, _, dlogits = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)
+        else:
+            loss_sum, dlogits = shifted
+        grads = {"W_out": np.matmul(saved[-1][0].T, dlogits, out=out("gW_out", params["W_out"].shape)),
+                 "b_out": np.matmul(chunk.ones, dlogits, out=out("gb_out", params["b_out"].shape))}
+        da = np.matmul(dlogits, params["W_out"].T, out=out(f"da{self.n_layers}", shape))
         for k in range(self.n_layers, 0, -1):
             dz = _act_backward(self.activation, saved[k - 1][1], da, work)
             if k > 1:
                 grads[f"W{k}"] = saved[k - 2][0].T @ dz
                 grads[f"b{k}"] = chunk.ones @ dz
-                da = np.matmul(dz, params[f"W{k}"].T, out=_scratch(work, f"da{k - 1}", shape, dt))
+                da = np.matmul(dz, params[f"W{k}"].T, out=out(f"da{k - 1}", shape))
         # Per-token sums of dz, pushed through the tiny tables: small matmuls instead of one per row.
-        sum_x = _scratch(work, "sum_x", (self.n_tokens, shape[1]), dt)
+        sum_x = out("sum_x", (self.n_tokens, shape[1]))
         for tokens, rows, onehot in chunk.groups:
             if onehot is None:
                 sum_x[tokens] = 0
             else:
                 np.matmul(onehot, dz[rows], out=sum_x[tokens])
-        sum_y = np.matmul(chunk.onehot_y, dz, out=_scratch(work, "sum_y", table_y.shape, dt))
-        grads["sum_x"] = sum_x
-        grads["W1_y"] = np.matmul(embed_y.T, sum_y, out=_scratch(work, "gW1_y", (d, shape[1]), dt))
-        grads["embed_y"] = np.matmul(sum_y, w1_y.T, out=_scratch(work, "gembed_y", embed_y.shape, dt))
-        return loss_sum, grads
+        sum_y = np.matmul(chunk.onehot_y, dz, out=out("sum_y", table_y.shape))
+        first_y = (np.matmul(embed_y.T, sum_y, out=out("gW1_y", (d, shape[1]))),
+                   np.matmul(sum_y, w1_y.T, out=out("gembed_y", embed_y.shape)))
+        return loss_sum, grads, sum_x, first_y
 
     def loss_and_grads(self, params, batch: Batch):
         """Mean loss, None and gradients of every parameter on one batch.
@@ -334,23 +339,28 @@ class MLP:
         table_x, d = self._table_x(params), self.d_embed
         scale, chunks = 1.0 / len(batch), batch.chunks
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
+        losses, above, sums_x, firsts_y = zip(*results)
         grads = dict(zip(params, _views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
-        # Sums over chunks in chunk order, whichever thread ran them: the same bytes on any thread count.
-        parts = [r[1] for r in results]
-        for name, into in [(k, grads[k]) for k in parts[0] if k in grads] + [("W1_y", grads["W1"][d:])]:
-            np.copyto(into, parts[0][name])
-            for part in parts[1:]:
-                into += part[name]
-        dtable_x = parts[0]["sum_x"].copy()
-        for part in parts[1:]:
-            dtable_x += part["sum_x"]
+        for name in above[0]:
+            _add_in_order(grads[name], [g[name] for g in above])
+        _add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
+        dtable_x = _add_in_order(np.empty_like(sums_x[0]), sums_x)
         embed, w1 = params["embed"], params["W1"]
         np.sum(dtable_x, axis=0, out=grads["b1"])  # b1 sits in the x table: every row adds it once
         np.matmul(embed.T, dtable_x, out=grads["W1"][:d])
         np.matmul(dtable_x, w1[:d].T, out=grads["embed"])
-        for chunk, part in zip(chunks, parts):
-            grads["embed"][chunk.y_tokens] += part["embed_y"]
-        return sum(r[0] for r in results) / len(batch), None, grads
+        for chunk, (_, embed_y) in zip(chunks, firsts_y):
+            grads["embed"][chunk.y_tokens] += embed_y
+        return sum(losses) / len(batch), None, grads
+
+
+def _add_in_order(into: np.ndarray, parts) -> np.ndarray:
+    """The chunks' parts added into ``into`` in chunk order, whichever thread computed them: the
+    same bytes on any number of threads."""
+    np.copyto(into, parts[0])
+    for part in parts[1:]:
+        into += part
+    return into
 
 
 def _views(flat: np.ndarray, like: dict) -> list[np.ndarray]:
