@@ -27,6 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .optimizer import views
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
@@ -101,7 +102,7 @@ class _Chunk:
         self.onehot_y = np.zeros((y_tokens.stop - y_tokens.start, n), dtype=dtype)
         self.onehot_y[self.y_local, np.arange(n)] = 1
         self.ones = np.ones(n, dtype=dtype)  # column sums as a matrix-vector product
-        self._answer_index = None
+        self._answer_index = {}  # by n_classes
         first = np.searchsorted(x, np.arange(n_tokens + 1))  # token t's rows: first[t]:first[t + 1]
         self.groups = []  # (tokens, rows, one-hot of the group or None when it has no rows)
         t = 0
@@ -120,9 +121,9 @@ class _Chunk:
 
     def answer_index(self, n_classes: int) -> np.ndarray:
         """Where each row's answer lies in the flat (rows, n_classes) logits."""
-        if self._answer_index is None:
-            self._answer_index = np.arange(len(self.labels)) * n_classes + self.labels
-        return self._answer_index
+        if n_classes not in self._answer_index:
+            self._answer_index[n_classes] = np.arange(len(self.labels)) * n_classes + self.labels
+        return self._answer_index[n_classes]
 
 
 def _split(n: int) -> list[slice]:
@@ -340,7 +341,7 @@ class MLP:
         scale, chunks = 1.0 / len(batch), batch.chunks
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
         losses, above, sums_x, firsts_y = zip(*results)
-        grads = dict(zip(params, _views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
+        grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
         for name in above[0]:
             _add_in_order(grads[name], [g[name] for g in above])
         _add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
@@ -361,12 +362,6 @@ def _add_in_order(into: np.ndarray, parts) -> np.ndarray:
     for part in parts[1:]:
         into += part
     return into
-
-
-def _views(flat: np.ndarray, like: dict) -> list[np.ndarray]:
-    """``flat`` cut into consecutive arrays shaped like the values of ``like``."""
-    bounds = np.cumsum([0] + [a.size for a in like.values()])
-    return [flat[a:b].reshape(p.shape) for a, b, p in zip(bounds[:-1], bounds[1:], like.values())]
 
 
 def reference_loss_and_grads(model: MLP, params, x, y, labels):

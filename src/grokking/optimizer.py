@@ -31,18 +31,19 @@ def flatten(params: dict) -> dict:
     """
     dtype = np.result_type(*params.values())
     buffer = np.empty(sum(p.size for p in params.values()), dtype=dtype)
-    return dict(zip(params, _views(buffer, params, fill=True)))
+    return dict(zip(params, views(buffer, params, fill=True)))
 
 
-def _views(buffer: np.ndarray, like: dict, fill: bool = False) -> list[np.ndarray]:
-    views, offset = [], 0
+def views(buffer: np.ndarray, like: dict, fill: bool = False) -> list[np.ndarray]:
+    """``buffer`` cut into consecutive arrays shaped like the values of ``like`` (copied in with fill)."""
+    out, offset = [], 0
     for p in like.values():
         view = buffer[offset:offset + p.size].reshape(p.shape)
         if fill:
             view[...] = p
-        views.append(view)
+        out.append(view)
         offset += p.size
-    return views
+    return out
 
 
 def _buffer_of(arrays: dict) -> np.ndarray | None:
@@ -65,7 +66,7 @@ class _State:
     def __init__(self, params: dict, flat: np.ndarray | None, copy: bool = False):
         if flat is not None:
             self.flat = flat.copy() if copy else np.zeros_like(flat)
-            self.arrays = dict(zip(params, _views(self.flat, params)))
+            self.arrays = dict(zip(params, views(self.flat, params)))
         else:
             self.flat = None
             self.arrays = {k: v.copy() if copy else np.zeros_like(v) for k, v in params.items()}
