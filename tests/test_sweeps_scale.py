@@ -18,8 +18,9 @@ from unittest import mock
 from grokking import experiment
 from grokking.cli import run_suite_main
 from grokking.experiment import run_experiment
+from grokking.errors import ConfigError
 from grokking.sweeps import (FAULT_ENV, Attempt, _execute, aggregate, format_table, plan_runs, quantile,
-                             run_suite)
+                             run_suite, train_run)
 
 from helpers import TINY, run_script
 
@@ -222,6 +223,23 @@ class SharedDeathRecovery(unittest.TestCase):
         # Seeds 0 and 1 broke together; then each trained alone, so the culprit was named.
         self.assertEqual(backend.batches[0], ["mod_add_grokking/seed_0", "mod_add_grokking/seed_1"])
         self.assertTrue(all(len(b) == 1 for b in backend.batches[1:3]), backend.batches)
+
+
+class LostResult(unittest.TestCase):
+    def test_a_run_finished_before_the_pool_broke_is_not_trained_again(self):
+        # The race behind a rare CI failure: a run beside a dying worker finished, but the broken
+        # pool failed its future. Its uncharged second try must take the finished run, not try to
+        # resume it (which is refused) and be charged a retry.
+        spec = plan_runs(["mod_add_grokking"], [0], Path(tempfile.mkdtemp()), TINY)[0]
+        first = train_run(Attempt(spec))
+        written = (spec.out / "metrics.csv").read_bytes(), (spec.out / "summary.json").read_bytes()
+        again = train_run(Attempt(spec))
+        self.assertEqual((again["action"], again["summary"]), ("trained", first["summary"]))
+        self.assertEqual(((spec.out / "metrics.csv").read_bytes(), (spec.out / "summary.json").read_bytes()),
+                         written)
+        # Under --force a summary.json may be older than the sweep, so it is not taken as this sweep's.
+        with self.assertRaises(ConfigError):
+            train_run(Attempt(spec, force=True))
 
 
 class Aggregates(unittest.TestCase):

@@ -73,6 +73,7 @@ class Attempt:
     spec: RunSpec
     number: int = 1  # 1 for the first try of this sweep command
     fresh: bool = False  # start over instead of resuming from a checkpoint
+    force: bool = False  # the sweep retrains finished runs, so a summary.json may predate it
 
 
 def parse_grid(texts) -> list[tuple[str, list[str]]]:
@@ -159,6 +160,10 @@ def train_run(attempt: Attempt) -> dict:
     """Train one run in a worker process, resuming it when it has a checkpoint; return its summary."""
     _inject_fault(attempt)
     spec = attempt.spec
+    if not attempt.force and not attempt.fresh and (spec.out / "summary.json").exists():
+        # Finished by this sweep (finished runs were skipped when it began) in an attempt whose
+        # result was lost: a worker dying beside it broke the pool before the result came back.
+        return {"summary": read_json(spec.out / "summary.json"), "action": "trained"}
     resume = not attempt.fresh and (spec.out / CHECKPOINT).exists()
     # One core per run (one engine thread, one BLAS thread): the workers already fill the cores,
     # more threads would only contend, and a serial sweep gives the same bytes as a parallel one.
@@ -253,7 +258,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
                 continue
             error = "worker process died" if f in died else _error_line(err)
             if a.number <= retries:
-                retry = Attempt(a.spec, a.number + 1, fresh=f not in died)
+                retry = Attempt(a.spec, a.number + 1, fresh=f not in died, force=a.force)
                 (alone if f in died and backend.death_is_shared else queue).append(retry)
                 note(f"{a.spec.name}: {error}; retrying (attempt {retry.number} of {retries + 1})")
             else:
@@ -292,7 +297,7 @@ def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, wo
         if not force and (spec.out / "summary.json").exists():
             finish(_row(spec, "skipped", 0, read_json(spec.out / "summary.json")))
         else:
-            todo.append(Attempt(spec, fresh=force))
+            todo.append(Attempt(spec, fresh=force, force=force))
     if rows:
         progress.note(f"{len(rows)} of {len(specs)} runs finished earlier; skipping them")
     try:
