@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +64,20 @@ def build_optimizer(config: Config, params):
         return SGD(params, momentum=o.momentum, weight_decay=o.weight_decay, decay_to_init=to_init)
     return Adam(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay,
                 decoupled=o.name == "adamw", decay_to_init=to_init)
+
+
+class Streams(NamedTuple):
+    """The named random streams of a run, spawned from its one seed (spawning more streams later
+    leaves these unchanged)."""
+    split: np.random.SeedSequence
+    init: np.random.SeedSequence
+    batch: np.random.SeedSequence
+    noise: np.random.SeedSequence
+    dropout: np.random.SeedSequence
+
+
+def init_streams(seed: int) -> Streams:
+    return Streams(*np.random.SeedSequence(seed).spawn(len(Streams._fields)))
 
 
 def _step_rng(seq: np.random.SeedSequence, step: int) -> np.random.Generator:
@@ -154,9 +169,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     else:
         out = prepare_out_dir(Path(out), force)
 
-    # Named random streams from one seed: the split, the initialization, the batch order, the
-    # gradient and weight noise, and dropout (spawning more streams leaves the first ones unchanged).
-    split_seq, init_seq, batch_seq, noise_seq, dropout_seq = np.random.SeedSequence(tr.seed).spawn(5)
+    split_seq, init_seq, batch_seq, noise_seq, dropout_seq = init_streams(tr.seed)
     train_idx, val_idx = split_indices(len(table), t.train_fraction, np.random.default_rng(split_seq))
     model = build_model(config, table.n_tokens, table.n_classes)
     params = flatten(model.init_params(np.random.default_rng(init_seq)))  # one buffer: cheap updates
