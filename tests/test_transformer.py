@@ -3,9 +3,9 @@ import unittest
 
 import numpy as np
 
-from grokking.model import CHUNK_ROWS, Batch, engine_threads
+from grokking.model import Batch, engine_threads
 from grokking.optimizer import AdamW
-from grokking.transformer import Transformer
+from grokking.transformer import SUFFIX_ROWS, Transformer, _chunks
 
 from helpers import numerical_grads
 
@@ -126,14 +126,16 @@ class MatchesPyTorch(unittest.TestCase):
             model = Transformer(11, 9, d_model=16, n_layers=n_layers, n_heads=4, dtype="float64",
                                 positional=positional)
             params = perturbed_params(model, rng)
-            batch = random_batch(rng, 11, 9, 64)
-            loss, _, grads = model.loss_and_grads(params, batch)
-            tloss, tgrads = torch_loss_and_grads(model, params, batch.x, batch.y, batch.labels)
-            self.assertAlmostEqual(loss, tloss, places=12)
-            self.assertEqual(set(grads), set(tgrads))
-            for name in params:
-                with self.subTest(n_layers=n_layers, param=name):
-                    np.testing.assert_allclose(grads[name], tgrads[name], rtol=1e-9, atol=1e-12)
+            # One example (one chunk, one prefix row), three (two chunks), and 64 (repeated x and y).
+            for n in (1, 3, 64):
+                batch = random_batch(rng, 11, 9, n)
+                loss, _, grads = model.loss_and_grads(params, batch)
+                tloss, tgrads = torch_loss_and_grads(model, params, batch.x, batch.y, batch.labels)
+                self.assertAlmostEqual(loss, tloss, places=12)
+                self.assertEqual(set(grads), set(tgrads))
+                for name in params:
+                    with self.subTest(n_layers=n_layers, n=n, param=name):
+                        np.testing.assert_allclose(grads[name], tgrads[name], rtol=1e-9, atol=1e-12)
 
     def test_float32_paper_config(self):
         rng = np.random.default_rng(4)
@@ -155,7 +157,7 @@ class Engine(unittest.TestCase):
         rng = np.random.default_rng(5)
         model = Transformer(13, 13, d_model=8, n_layers=2, n_heads=2, dropout=0.1)
         params = model.init_params(rng)
-        batch = random_batch(rng, 13, 13, 2 * CHUNK_ROWS + 77, "float32")
+        batch = random_batch(rng, 13, 13, 2 * SUFFIX_ROWS + 77, "float32")
         results = []
         for threads in (1, 2):
             with engine_threads(threads):
@@ -163,11 +165,21 @@ class Engine(unittest.TestCase):
             results.append((loss, acc, b"".join(grads[k].tobytes() for k in sorted(grads))))
         self.assertEqual(results[0], results[1])
 
+    def test_chunks_are_fixed_by_the_batch_size_and_even(self):
+        # Two threads share a minibatch of 512 evenly; the full batch of Figure 1 in six chunks.
+        self.assertEqual([(c.start, c.stop) for c in _chunks(512)], [(0, 256), (256, 512)])
+        self.assertEqual(len(_chunks(4656)), 6)
+        for n in (1, 2, 3, 511, 2 * SUFFIX_ROWS + 1, 9312):
+            chunks = _chunks(n)
+            self.assertEqual(sum(c.stop - c.start for c in chunks), n)
+            self.assertTrue(all(c.stop > c.start for c in chunks))
+            self.assertTrue(len(chunks) % 2 == 0 or len(chunks) == n == 1, n)
+
     def test_evaluate_matches_loss_without_dropout(self):
         rng = np.random.default_rng(7)
         model = Transformer(13, 13, d_model=8, n_layers=2, n_heads=2, dtype="float64")
         params = model.init_params(rng)
-        batch = random_batch(rng, 13, 13, CHUNK_ROWS + 50)  # two chunks, unequal
+        batch = random_batch(rng, 13, 13, SUFFIX_ROWS + 51)  # two chunks, unequal
         loss, acc, _ = model.loss_and_grads(params, batch)
         eval_loss, eval_acc = model.evaluate(params, batch.x, batch.y, batch.labels)
         self.assertAlmostEqual(loss, eval_loss, places=12)

@@ -31,20 +31,24 @@ Architecture (``Transformer``):
 * Init: embeddings (and learned positions) ~ N(0, init_scale^2), weights ~ N(0, init_scale^2 / fan_in),
   biases 0, LayerNorm gains 1 - the same rule as ``grokking.model.MLP``.
 
-Why the forward pass is split in two streams. With a causal mask, positions 0 and 1 ("x op") see only
-x, in every layer; so their hidden states take at most n_tokens distinct values. We compute them once
-per distinct x in the batch (the "prefix" rows) and gather their keys and values for the examples
-(the "suffix" rows, positions 2 and 3); the backward pass sums the gradients of those keys and values
-per distinct x. In the last layer only position 3 matters, so its queries, attention output and
-feed-forward are computed for that position only. Both steps are exact (tests compare with finite
-differences, with a plain per-position forward pass and with PyTorch autograd); at the paper's
-configuration and batch 512 they cut the dense work about 2.1x (45 vs 96 d_model^2
-multiply-adds per example in the forward pass). With dropout the prefix rows get their
-own masks per example, so they are not shared (one prefix per example).
+Why the forward pass is split in stages. With a causal mask, positions 0 and 1 ("x op") see only x,
+in every layer; so their hidden states take at most n_tokens distinct values. The prefix stage
+computes them once per distinct x in the batch (the "prefix" rows), and the examples (the "suffix"
+rows, positions 2 and 3) gather their keys and values; the backward pass sums the gradients of those
+keys and values per distinct x. The first layer's inputs at positions 2 and 3 depend on y alone and
+on nothing, so their queries, keys and values are computed once per distinct y and once for "=".
+In the last layer only position 3 matters, so its queries, attention output and feed-forward are
+computed for that position only. All of this is exact (tests compare with finite differences, with
+a plain per-position forward pass and with PyTorch autograd); at the paper's configuration and
+batch 512 the engine computes 2.2 GFLOP per step where a dense implementation computes 4.9
+(``benchmarks/bench_engine.py`` counts both). With dropout the prefix rows get their own masks per
+example, so they are not shared (one prefix per example).
 
-Threads: like the MLP, a batch is cut into the engine's fixed chunks of ``CHUNK_ROWS`` rows that run on
-its threads (``grokking.parallel.engine_threads``), and their gradients are added in chunk order, so a
-result does not depend on the number of threads. Dense work is in float32 by default.
+Threads: a batch is cut into an even number of fixed chunks of examples (``_chunks``: two for a
+minibatch of 512), and its distinct x into fixed pieces, that run on the engine's threads
+(``grokking.parallel.engine_threads``) with single-threaded BLAS; their gradients are added in a
+fixed order, so a result does not depend on the number of threads. Dense work is in float32 by
+default.
 """
 
 from __future__ import annotations
@@ -53,8 +57,9 @@ import math
 
 import numpy as np
 
-from .model import CHUNK_ROWS, Batch, softmax_cross_entropy
-from .parallel import THREADS
+from .model import Batch, _add_in_order, softmax_cross_entropy
+from .optimizer import views
+from .parallel import THREADS, even_slices
 
 SEQ_LEN = 4
 POSITIONAL = ("sinusoidal", "learned")
@@ -68,9 +73,35 @@ _MASK_ANSWER = _MASK_SUFFIX[1:]
 _MASK_FULL = np.tril(np.ones((SEQ_LEN, SEQ_LEN), dtype=bool))
 
 
+# Examples per chunk of the suffix stage, about: a batch is cut into an even number of chunks of at
+# most this many rows, fixed by its size alone (minibatch 512: two chunks of 256, one per core).
+SUFFIX_ROWS = 1024
+
+
 def _chunks(n: int) -> list[slice]:
-    """Fixed-size pieces of a batch (as the MLP engine cuts them), so results do not depend on threads."""
-    return [slice(i, min(i + CHUNK_ROWS, n)) for i in range(0, n, CHUNK_ROWS)]
+    """Fixed pieces of ``n`` rows, an even number of them where n allows, so that two threads share
+    the work evenly; the same pieces on any number of threads, so the same sums."""
+    k = 2 * -(-n // (2 * SUFFIX_ROWS))
+    return even_slices(n, max(1, min(k, n)))
+
+
+class _Plan:
+    """How the engine cuts one batch: the distinct x (the prefix rows, or one per example when
+    dropout gives every example its own masks), the distinct y, and the chunks of examples."""
+
+    def __init__(self, x, y, per_example_prefix: bool = False):
+        x, y = np.asarray(x), np.asarray(y)
+        self.per_example = per_example_prefix
+        if per_example_prefix:
+            self.xs, self.src = x, np.arange(len(x))
+        else:
+            self.xs, src = np.unique(x, return_inverse=True)
+            self.src = src.reshape(-1)
+        self.ys, ysrc = np.unique(y, return_inverse=True)
+        self.ysrc = ysrc.reshape(-1)
+        self.chunks = _chunks(len(x))
+        self.sizes = [c.stop - c.start for c in self.chunks]
+        self.pieces = _chunks(len(self.xs))
 
 
 def sinusoidal_positions(n_positions: int, d_model: int) -> np.ndarray:
@@ -187,7 +218,12 @@ class Transformer:
     def _positions(self, params):
         return params["pos"] if self.positional == "learned" else self._sinusoid
 
-    # -- forward ------------------------------------------------------------------------------
+    # -- the engine: three stages ---------------------------------------------------------------
+    # A batch is planned once (_Plan): the distinct x (prefix rows), the distinct y, and fixed chunks
+    # of examples. The prefix stage runs positions 0-1 through every layer once per distinct x, in
+    # fixed pieces; the suffix stage runs positions 2-3 of each chunk of examples; the backward pass
+    # runs the suffix chunks, then the prefix pieces with the key and value gradients the chunks
+    # summed for them. Pieces and chunks are fixed by the batch alone and run on the engine's threads.
     def _split_heads(self, qkv, n):
         """(n * 2 rows, 3d) -> q, k, v each (n, heads, 2, d_head) (views)."""
         return qkv.reshape(n, 2, 3, self.n_heads, self.d_head).transpose(2, 0, 3, 1, 4)
@@ -196,48 +232,88 @@ class Transformer:
         n, _, t, _ = o.shape
         return o.transpose(0, 2, 1, 3).reshape(n * t, self.d_model)
 
-    def _forward(self, params, x, y, rng=None):
-        x, y = np.asarray(x), np.asarray(y)
-        n = len(y)
-        if rng is not None:  # dropout: every example gets its own prefix rows (and masks)
-            xs, src, onehot = x, None, None
-        else:
-            xs, src = np.unique(x, return_inverse=True)
-            src = src.reshape(-1)
-            onehot = np.zeros((len(xs), n), dtype=self.dtype)  # sums gradients per distinct x
-            onehot[src, np.arange(n)] = 1
-        m = len(xs)
-        embed, pos = params["embed"], self._positions(params)
-        h = np.empty((2 * m + 2 * n, self.d_model), dtype=self.dtype)  # prefix rows, then suffix rows
-        h[0:2 * m:2] = embed[xs] + pos[0]
-        h[1:2 * m:2] = embed[self.op_token] + pos[1]
-        h[2 * m::2] = embed[y] + pos[2]
-        h[2 * m + 1::2] = embed[self.eq_token] + pos[3]
+    def _prefix_forward(self, params, xs, rng):
+        """Positions 0-1 ("x op") of the distinct x in ``xs`` through every layer: their keys and
+        values per layer (each (m, heads, 2, d_head)) and what the backward pass needs."""
+        m, pos = len(xs), self._positions(params)
+        h = np.empty((2 * m, self.d_model), dtype=self.dtype)
+        h[0::2] = params["embed"][xs] + pos[0]
+        h[1::2] = params["embed"][self.op_token] + pos[1]
+        kv, caches = [], []
+        for i in range(self.n_layers):
+            pre = f"l{i}."
+            qp, kp, vp = self._split_heads(h @ params[pre + "W_qkv"], m)
+            kv.append((kp, vp))
+            if i == self.n_layers - 1:  # the answer reads only their keys and values here
+                caches.append((h, None, None))
+                break
+            o, p = _attend(qp, kp, vp, _MASK_PREFIX, self._scale)
+            h_in = h
+            h, post = self._post_attention(params, pre, h, self._merge_heads(o), rng)
+            caches.append((h_in, (qp, kp, vp, p), post))
+        return kv, caches
+
+    def _suffix_forward(self, params, plan, c, prefix_kv, qkv0, rng):
+        """Positions 2-3 ("y =") of chunk c: the answer logits, the last hidden state, the caches.
+
+        ``qkv0`` holds the first layer's queries, keys and values per distinct y and for "=": its
+        inputs depend on one token each, so they are computed once per batch (_qkv0)."""
+        n, rows = plan.sizes[c], plan.chunks[c]
+        qkv_y, qkv_eq, h_y, h_eq = qkv0
+        src = plan.src[rows]
+        h = np.empty((2 * n, self.d_model), dtype=self.dtype)
+        h[0::2] = h_y[plan.ysrc[rows]]
+        h[1::2] = h_eq
         caches = []
         for i in range(self.n_layers):
-            h, cache = self._block(params, f"l{i}.", h, m, n, src, i == self.n_layers - 1, rng)
-            caches.append(cache)
-        logits = h @ params["W_out"]  # h is (n, d): position 3 of the last layer
-        return logits, (xs, src, onehot, m, n, caches, h)
+            pre, last = f"l{i}.", i == self.n_layers - 1
+            if i == 0:
+                qkv = np.empty((2 * n, 3 * self.d_model), dtype=self.dtype)
+                qkv[0::2] = qkv_y[plan.ysrc[rows]]
+                qkv[1::2] = qkv_eq
+            else:
+                qkv = h @ params[pre + "W_qkv"]
+            qs, ks, vs = self._split_heads(qkv, n)
+            kp, vp = prefix_kv[i]
+            kfull = np.concatenate([kp[src], ks], axis=2)  # (n, heads, 4, d_head)
+            vfull = np.concatenate([vp[src], vs], axis=2)
+            if last:  # only position 3 can reach the answer
+                qs = qs[:, :, 1:]
+                o, p = _attend(qs, kfull, vfull, _MASK_ANSWER, self._scale)
+                resid = h[1::2]
+            else:
+                o, p = _attend(qs, kfull, vfull, _MASK_SUFFIX, self._scale)
+                resid = h
+            h_in = h
+            h, post = self._post_attention(params, pre, resid, self._merge_heads(o), rng)
+            caches.append((h_in, qs, kfull, vfull, p, post))
+        return h @ params["W_out"], h, caches
 
-    def _block(self, params, pre, h, m, n, src, last, rng):
-        qkv = h @ params[pre + "W_qkv"]
-        qp, kp, vp = self._split_heads(qkv[:2 * m], m)
-        qs, ks, vs = self._split_heads(qkv[2 * m:], n)
-        kfull = np.concatenate([kp if src is None else kp[src], ks], axis=2)  # (n, heads, 4, d_head)
-        vfull = np.concatenate([vp if src is None else vp[src], vs], axis=2)
-        if last:  # only position 3 can reach the answer
-            qs = qs[:, :, 1:]
-            o_s, p_s = _attend(qs, kfull, vfull, _MASK_ANSWER, self._scale)
-            o, p_p = self._merge_heads(o_s), None
-            resid = h[2 * m + 1::2]
-        else:
-            o_p, p_p = _attend(qp, kp, vp, _MASK_PREFIX, self._scale)
-            o_s, p_s = _attend(qs, kfull, vfull, _MASK_SUFFIX, self._scale)
-            o = np.concatenate([self._merge_heads(o_p), self._merge_heads(o_s)])
-            resid = h
-        out, post = self._post_attention(params, pre, resid, o, rng)
-        return out, (h, qp, kp, vp, qs, kfull, vfull, p_p, p_s, post)
+    def _qkv0(self, params, plan):
+        """The first layer's inputs and q, k, v at positions 2 (per distinct y) and 3 ("=")."""
+        pos, w = self._positions(params), params["l0.W_qkv"]
+        h_y = params["embed"][plan.ys] + pos[2]
+        h_eq = params["embed"][self.eq_token] + pos[3]
+        return h_y @ w, h_eq @ w, h_y, h_eq
+
+    def _forward(self, params, plan, rngs=None):
+        """Logits of every example of the plan (in chunk order) and what the backward pass needs."""
+        rngs = rngs or {}
+        prefix = THREADS.map(lambda j: self._prefix_forward(params, plan.xs[plan.pieces[j]],
+                                                            rngs.get(("prefix", j))),
+                             range(len(plan.pieces)))
+        # The keys and values of all prefix rows, per layer, for the chunks to gather from.
+        prefix_kv = [tuple(np.concatenate([kv[i][a] for kv, _ in prefix]) for a in (0, 1))
+                     for i in range(self.n_layers)]
+        qkv0 = self._qkv0(params, plan)
+        suffix = THREADS.map(lambda c: self._suffix_forward(params, plan, c, prefix_kv, qkv0,
+                                                            rngs.get(("suffix", c))),
+                             range(len(plan.chunks)))
+        return prefix, qkv0, suffix
+
+    def logits(self, params, x, y) -> np.ndarray:
+        _, _, suffix = self._forward(params, _Plan(x, y, self.dtype))
+        return np.concatenate([logits for logits, _, _ in suffix])
 
     def _dropout_mask(self, rng, shape):
         keep = rng.random(shape, dtype=np.float64 if self.dtype == np.float64 else np.float32)
@@ -261,9 +337,6 @@ class Transformer:
             f *= mask_f
         out, ln2 = _layer_norm(h1 + f, params[pre + "ln2_g"], params[pre + "ln2_b"])
         return out, (o, mask_a, h1, ln1, u, mask_f, ln2)
-
-    def logits(self, params, x, y) -> np.ndarray:
-        return self._forward(params, x, y)[0]
 
     def tokens(self, x, y) -> np.ndarray:
         """The (batch, 4) token ids of "x op y =", as the docstring lays them out."""
@@ -290,12 +363,12 @@ class Transformer:
         return states
 
     def evaluate(self, params, x, y, labels):
-        """Mean loss and accuracy over many rows, chunked over the engine's threads; no dropout."""
-        def chunk(s):
-            loss_sum, correct, _ = softmax_cross_entropy(self._forward(params, x[s], y[s])[0], labels[s])
-            return loss_sum, correct
-
-        parts = THREADS.map(chunk, _chunks(len(labels)))
+        """Mean loss and accuracy over many rows, on the engine's threads; no dropout."""
+        plan = _Plan(x, y)
+        _, _, suffix = self._forward(params, plan)
+        labels = np.asarray(labels)
+        parts = THREADS.map(lambda c: softmax_cross_entropy(suffix[c][0], labels[plan.chunks[c]])[:2],
+                            range(len(plan.chunks)))
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------
@@ -303,47 +376,47 @@ class Transformer:
         """Mean loss, accuracy and gradients of every parameter on one batch.
 
         ``rng`` draws the dropout masks and is required when dropout > 0; with dropout 0 it is unused.
-        Chunks of the batch run on the engine's threads and are summed in chunk order, so the result
-        does not depend on the number of threads; each chunk draws its masks from its own stream.
+        Every piece of work draws its masks from its own stream, and the pieces' gradients are added
+        in a fixed order, so the result does not depend on the number of threads. The gradients are
+        views, in the order of ``params``, of one new flat buffer.
         """
-        n = len(batch.labels)
-        slices = _chunks(n)
-        rngs = [None] * len(slices)
+        labels = np.asarray(batch.labels)
+        n = len(labels)
+        plan = _Plan(batch.x, batch.y, per_example_prefix=self.dropout > 0)
+        rngs = {}
         if self.dropout > 0:
             if rng is None:
                 raise ValueError("dropout > 0 needs a random Generator: loss_and_grads(params, batch, rng)")
-            rngs = [np.random.default_rng(s) for s in rng.integers(0, 2 ** 63, size=len(slices))]
-        x, y, labels = np.asarray(batch.x), np.asarray(batch.y), np.asarray(batch.labels)
-        parts = THREADS.map(lambda i: self._chunk_grads(params, x[slices[i]], y[slices[i]],
-                                                         labels[slices[i]], 1.0 / n, rngs[i]),
-                             list(range(len(slices))))
-        grads = parts[0][2]
-        for part in parts[1:]:  # in chunk order, whichever thread finished first
-            for name, g in part[2].items():
-                grads[name] += g
-        loss = sum(p[0] for p in parts) / n
-        acc = sum(p[1] for p in parts) / n
-        return loss, acc, {name: grads[name] for name in params}
+            keys = [("prefix", j) for j in range(len(plan.pieces))] + \
+                   [("suffix", c) for c in range(len(plan.chunks))]
+            rngs = {k: np.random.default_rng(s) for k, s in zip(keys, rng.integers(0, 2 ** 63, len(keys)))}
+        prefix, qkv0, suffix = self._forward(params, plan, rngs)
+        chunks = THREADS.map(lambda c: self._suffix_backward(params, plan, c, suffix[c],
+                                                             labels[plan.chunks[c]], 1.0 / n),
+                             range(len(plan.chunks)))
+        # The prefix rows' key and value gradients, per layer, added over the chunks in order.
+        dkv = []
+        for i in range(self.n_layers):
+            if plan.per_example:  # each chunk's examples are their own prefix rows
+                dkv.append(np.concatenate([part[3][i] for part in chunks]))
+            else:
+                dkv.append(_add_in_order(np.empty_like(chunks[0][3][i]), [part[3][i] for part in chunks]))
+        pieces = THREADS.map(lambda j: self._prefix_backward(params, plan, j, prefix[j], dkv),
+                             range(len(plan.pieces)))
+        first = self._qkv0_backward(params, plan, qkv0, [part[4] for part in chunks])
 
-    def _chunk_grads(self, params, x, y, labels, scale, rng):
-        logits, (xs, src, onehot, m, n, caches, h_last) = self._forward(params, x, y, rng)
-        loss_sum, correct, dlogits = softmax_cross_entropy(logits, labels, scale)
-        grads = {"W_out": h_last.T @ dlogits}
-        dh = dlogits @ params["W_out"].T
-        for i in range(self.n_layers - 1, -1, -1):
-            dh = self._block_backward(params, f"l{i}.", caches[i], dh, grads, m, n, src, onehot,
-                                      i == self.n_layers - 1)
-        # Embeddings: the operator and "=" rows are shared by all examples.
-        dembed = np.zeros_like(params["embed"])
-        dp0, dp1, ds2, ds3 = dh[0:2 * m:2], dh[1:2 * m:2], dh[2 * m::2], dh[2 * m + 1::2]
-        np.add.at(dembed, xs, dp0)  # xs has repeats when dropout is on
-        np.add.at(dembed, y, ds2)
-        dembed[self.op_token] += dp1.sum(axis=0)
-        dembed[self.eq_token] += ds3.sum(axis=0)
-        grads["embed"] = dembed
-        if self.positional == "learned":
-            grads["pos"] = np.stack([dp0.sum(axis=0), dp1.sum(axis=0), ds2.sum(axis=0), ds3.sum(axis=0)])
-        return loss_sum, correct, grads
+        # Every gradient is a sum of parts: the prefix pieces', then the chunks', then the first
+        # layer's per-y part, in that order.
+        parts = {name: [] for name in params}
+        for part in [*pieces, *(c[2] for c in chunks), first]:
+            for name, g in part.items():
+                parts[name].append(g)
+        grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
+        for name, g in grads.items():
+            _add_in_order(g, parts[name])
+        loss = sum(c[0] for c in chunks) / n
+        acc = sum(c[1] for c in chunks) / n
+        return loss, acc, grads
 
     def _post_attention_backward(self, params, pre, cache, dout, grads):
         o, mask_a, h1, ln1, u, mask_f, ln2 = cache
@@ -362,38 +435,113 @@ class Transformer:
         grads[pre + "W_o"] = o.T @ da
         return dr1, da @ params[pre + "W_o"].T
 
-    def _block_backward(self, params, pre, cache, dout, grads, m, n, src, onehot, last):
-        h, qp, kp, vp, qs, kfull, vfull, p_p, p_s, post = cache
-        dresid, do = self._post_attention_backward(params, pre, post, dout, grads)
-        nh, dhd = self.n_heads, self.d_head
-        dqkv = np.zeros((2 * m + 2 * n, 3 * self.d_model), dtype=self.dtype)
-        dqkv_p = dqkv[:2 * m].reshape(m, 2, 3, nh, dhd)  # views: writing them fills dqkv
-        dqkv_s = dqkv[2 * m:].reshape(n, 2, 3, nh, dhd)
-        if last:
-            do_s = do.reshape(n, 1, nh, dhd).transpose(0, 2, 1, 3)
-            dq, dkfull, dvfull = _attend_backward(qs, kfull, vfull, p_s, do_s, self._scale)
-            dqkv_s[:, 1, 0] = dq[:, :, 0]
-        else:
-            do_p = do[:2 * m].reshape(m, 2, nh, dhd).transpose(0, 2, 1, 3)
-            do_s = do[2 * m:].reshape(n, 2, nh, dhd).transpose(0, 2, 1, 3)
-            dq_p, dk_p, dv_p = _attend_backward(qp, kp, vp, p_p, do_p, self._scale)
-            dqkv_p[:, :, 0] = dq_p.transpose(0, 2, 1, 3)
-            dqkv_p[:, :, 1] = dk_p.transpose(0, 2, 1, 3)
-            dqkv_p[:, :, 2] = dv_p.transpose(0, 2, 1, 3)
-            dq, dkfull, dvfull = _attend_backward(qs, kfull, vfull, p_s, do_s, self._scale)
-            dqkv_s[:, :, 0] = dq.transpose(0, 2, 1, 3)
-        dqkv_s[:, :, 1] = dkfull[:, :, 2:].transpose(0, 2, 1, 3)
-        dqkv_s[:, :, 2] = dvfull[:, :, 2:].transpose(0, 2, 1, 3)
-        # Keys and values of positions 0-1 as seen by the examples, summed back onto their prefix rows.
-        dkv = np.stack([dkfull[:, :, :2].transpose(0, 2, 1, 3), dvfull[:, :, :2].transpose(0, 2, 1, 3)],
-                       axis=2)  # (n, 2 positions, k/v, heads, d_head), the layout of dqkv_p[:, :, 1:]
-        if src is not None:
-            dkv = (onehot @ dkv.reshape(n, -1)).reshape(m, 2, 2, nh, dhd)
-        dqkv_p[:, :, 1:] += dkv
-        grads[pre + "W_qkv"] = h.T @ dqkv
-        dh = dqkv @ params[pre + "W_qkv"].T
-        if last:
-            dh[2 * m + 1::2] += dresid
-        else:
-            dh += dresid
-        return dh
+    def _suffix_backward(self, params, plan, c, forward, labels, scale):
+        """Chunk c's loss sum, number correct, its share of the weight gradients, the gradients of
+        the prefix rows' keys and values per layer, and the first layer's inputs' gradients summed
+        per distinct y and for "=" (both (rows, 4d): q, k, v, then the residual)."""
+        logits, h_last, caches = forward
+        loss_sum, correct, dlogits = softmax_cross_entropy(logits, labels, scale)
+        grads = {"W_out": h_last.T @ dlogits}
+        dh = dlogits @ params["W_out"].T
+        n, rows = plan.sizes[c], plan.chunks[c]
+        nh, dhd, d = self.n_heads, self.d_head, self.d_model
+        onehot_x = None
+        if not plan.per_example:  # sums the prefix rows' gradients per distinct x
+            onehot_x = np.zeros((len(plan.xs), n), dtype=self.dtype)
+            onehot_x[plan.src[rows], np.arange(n)] = 1
+        dkv_prefix = [None] * self.n_layers
+        for i in range(self.n_layers - 1, -1, -1):
+            pre, last = f"l{i}.", i == self.n_layers - 1
+            h_in, qs, kfull, vfull, p, post = caches[i]
+            dresid, do = self._post_attention_backward(params, pre, post, dh, grads)
+            do = do.reshape(n, 1 if last else 2, nh, dhd).transpose(0, 2, 1, 3)
+            dq, dkfull, dvfull = _attend_backward(qs, kfull, vfull, p, do, self._scale)
+            dqkv = np.empty((2 * n, 3 * d), dtype=self.dtype)
+            dqkv_v = dqkv.reshape(n, 2, 3, nh, dhd)  # a view: writing it fills dqkv
+            if last:  # position 2 asks no query in the last layer
+                dqkv_v[:, 0, 0] = 0
+                dqkv_v[:, 1, 0] = dq[:, :, 0]
+            else:
+                dqkv_v[:, :, 0] = dq.transpose(0, 2, 1, 3)
+            dqkv_v[:, :, 1] = dkfull[:, :, 2:].transpose(0, 2, 1, 3)
+            dqkv_v[:, :, 2] = dvfull[:, :, 2:].transpose(0, 2, 1, 3)
+            # Keys and values of positions 0-1 as the examples saw them (n, 2 positions, k/v, heads, d_head).
+            kv = np.stack([dkfull[:, :, :2].transpose(0, 2, 1, 3), dvfull[:, :, :2].transpose(0, 2, 1, 3)],
+                          axis=2)
+            dkv_prefix[i] = kv if onehot_x is None else \
+                (onehot_x @ kv.reshape(n, -1)).reshape(len(plan.xs), 2, 2, nh, dhd)
+            if last:
+                dresid_full = np.zeros((2 * n, d), dtype=self.dtype)
+                dresid_full[1::2] = dresid
+                dresid = dresid_full
+            if i > 0:
+                grads[pre + "W_qkv"] = h_in.T @ dqkv
+                dh = dqkv @ params[pre + "W_qkv"].T
+                dh += dresid
+        # The first layer's inputs at position 2 depend on y alone, at position 3 on nothing.
+        both = np.concatenate([dqkv, dresid], axis=1)
+        onehot_y = np.zeros((len(plan.ys), n), dtype=self.dtype)
+        onehot_y[plan.ysrc[rows], np.arange(n)] = 1
+        first = (onehot_y @ both[0::2], np.ones(n, dtype=self.dtype) @ both[1::2])
+        return loss_sum, correct, grads, dkv_prefix, first
+
+    def _prefix_backward(self, params, plan, j, forward, dkv):
+        """Prefix piece j's share of the weight, embedding and position gradients, given the
+        gradients ``dkv`` of every prefix row's keys and values (per layer) from the chunks."""
+        _, caches = forward
+        piece = plan.pieces[j]
+        m, nh, dhd, d = piece.stop - piece.start, self.n_heads, self.d_head, self.d_model
+        grads, dh = {}, None
+        for i in range(self.n_layers - 1, -1, -1):
+            pre = f"l{i}."
+            h_in, att, post = caches[i]
+            dqkv = np.empty((2 * m, 3 * d), dtype=self.dtype)
+            dqkv_v = dqkv.reshape(m, 2, 3, nh, dhd)
+            dresid = None
+            if att is None:  # the last layer: only their keys and values were read
+                dqkv_v[:, :, 0] = 0
+                dqkv_v[:, :, 1:] = dkv[i][piece]
+            else:
+                dresid, do = self._post_attention_backward(params, pre, post, dh, grads)
+                qp, kp, vp, p = att
+                dq, dk, dv = _attend_backward(qp, kp, vp, p, do.reshape(m, 2, nh, dhd).transpose(0, 2, 1, 3),
+                                              self._scale)
+                dqkv_v[:, :, 0] = dq.transpose(0, 2, 1, 3)
+                dqkv_v[:, :, 1] = dk.transpose(0, 2, 1, 3)
+                dqkv_v[:, :, 2] = dv.transpose(0, 2, 1, 3)
+                dqkv_v[:, :, 1:] += dkv[i][piece]
+            grads[pre + "W_qkv"] = h_in.T @ dqkv
+            dh = dqkv @ params[pre + "W_qkv"].T
+            if dresid is not None:
+                dh += dresid
+        dembed = np.zeros_like(params["embed"])
+        np.add.at(dembed, plan.xs[piece], dh[0::2])  # xs repeats when every example has its own prefix
+        dembed[self.op_token] += dh[1::2].sum(axis=0)
+        grads["embed"] = dembed
+        if self.positional == "learned":
+            dpos = np.zeros_like(params["pos"])
+            dpos[0], dpos[1] = dh[0::2].sum(axis=0), dh[1::2].sum(axis=0)
+            grads["pos"] = dpos
+        return grads
+
+    def _qkv0_backward(self, params, plan, qkv0, firsts):
+        """The first layer's per-y part: gradients of l0.W_qkv, the embeddings and positions 2-3."""
+        _, _, h_y, h_eq = qkv0
+        d3 = 3 * self.d_model
+        dy = _add_in_order(np.empty_like(firsts[0][0]), [f[0] for f in firsts])
+        deq = _add_in_order(np.empty_like(firsts[0][1]), [f[1] for f in firsts])
+        w = params["l0.W_qkv"]
+        dw = h_y.T @ dy[:, :d3]
+        dw += np.outer(h_eq, deq[:d3])
+        dh_y = dy[:, :d3] @ w.T
+        dh_y += dy[:, d3:]
+        dh_eq = w @ deq[:d3] + deq[d3:]
+        dembed = np.zeros_like(params["embed"])
+        dembed[plan.ys] = dh_y  # distinct y
+        dembed[self.eq_token] += dh_eq
+        grads = {"l0.W_qkv": dw, "embed": dembed}
+        if self.positional == "learned":
+            dpos = np.zeros_like(params["pos"])
+            dpos[2], dpos[3] = dh_y.sum(axis=0), dh_eq
+            grads["pos"] = dpos
+        return grads
