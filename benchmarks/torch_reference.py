@@ -1,0 +1,82 @@
+"""PyTorch models equal to this framework's, built from torch.nn modules, for the benchmarks and
+the trajectory comparison. torch is imported by whoever imports this module; it is no dependency."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from grokking.transformer import LN_EPS, SEQ_LEN
+
+
+def torch_model(model, params, dtype):
+    """An nn.Module of the same architecture, holding copies of ``params``."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = model.d_model
+            self.embed = nn.Embedding(model.vocab_size, d)
+            self.layers = nn.ModuleList(
+                nn.TransformerEncoderLayer(d, model.n_heads, model.d_ff, dropout=0.0, activation="relu",
+                                           layer_norm_eps=LN_EPS, batch_first=True, norm_first=False)
+                for _ in range(model.n_layers))
+            self.out = nn.Linear(d, model.n_classes, bias=False)
+            if model.positional == "learned":
+                self.pos = nn.Parameter(torch.zeros(SEQ_LEN, d))
+            else:  # the same table, recomputed here: PE[p, 2i] = sin(p w_i), PE[p, 2i+1] = cos(p w_i)
+                p = torch.arange(SEQ_LEN, dtype=torch.float64)[:, None]
+                w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+                pe = torch.zeros(SEQ_LEN, d, dtype=torch.float64)
+                pe[:, 0::2], pe[:, 1::2] = torch.sin(p * w), torch.cos(p * w)
+                self.register_buffer("pos", pe)
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(SEQ_LEN))
+
+        def forward(self, tokens):
+            h = self.embed(tokens) + self.pos
+            for layer in self.layers:
+                h = layer(h, src_mask=self.mask, is_causal=True)
+            return self.out(h[:, -1])
+
+    net = Net().to(dtype)
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype)  # noqa: E731
+    with torch.no_grad():
+        net.embed.weight.copy_(t(params["embed"]))
+        if model.positional == "learned":
+            net.pos.copy_(t(params["pos"]))
+        for i, layer in enumerate(net.layers):
+            p = lambda name: params[f"l{i}.{name}"]  # noqa: E731
+            attn = layer.self_attn
+            attn.in_proj_weight.copy_(t(p("W_qkv").T))  # rows q, k, v; heads contiguous in each
+            attn.out_proj.weight.copy_(t(p("W_o").T))
+            for bias in (attn.in_proj_bias, attn.out_proj.bias):  # this framework's model has none
+                bias.zero_()
+                bias.requires_grad_(False)
+            layer.linear1.weight.copy_(t(p("W_ff1").T))
+            layer.linear1.bias.copy_(t(p("b_ff1")))
+            layer.linear2.weight.copy_(t(p("W_ff2").T))
+            layer.linear2.bias.copy_(t(p("b_ff2")))
+            layer.norm1.weight.copy_(t(p("ln1_g")))
+            layer.norm1.bias.copy_(t(p("ln1_b")))
+            layer.norm2.weight.copy_(t(p("ln2_g")))
+            layer.norm2.bias.copy_(t(p("ln2_b")))
+        net.out.weight.copy_(t(params["W_out"].T))
+    return net
+
+
+def torch_params(model, net) -> dict:
+    """The module's weights under this framework's names and layouts, as float64 arrays."""
+    a = lambda x: x.detach().double().numpy()  # noqa: E731
+    out = {"embed": a(net.embed.weight)}
+    if model.positional == "learned":
+        out["pos"] = a(net.pos)
+    for i, layer in enumerate(net.layers):
+        out.update({f"l{i}.W_qkv": a(layer.self_attn.in_proj_weight).T,
+                    f"l{i}.W_o": a(layer.self_attn.out_proj.weight).T,
+                    f"l{i}.ln1_g": a(layer.norm1.weight), f"l{i}.ln1_b": a(layer.norm1.bias),
+                    f"l{i}.W_ff1": a(layer.linear1.weight).T, f"l{i}.b_ff1": a(layer.linear1.bias),
+                    f"l{i}.W_ff2": a(layer.linear2.weight).T, f"l{i}.b_ff2": a(layer.linear2.bias),
+                    f"l{i}.ln2_g": a(layer.norm2.weight), f"l{i}.ln2_b": a(layer.norm2.bias)})
+    out["W_out"] = a(net.out.weight).T
+    return out
