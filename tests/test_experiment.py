@@ -5,7 +5,7 @@ import unittest
 from pathlib import Path
 
 from grokking.errors import ConfigError
-from grokking.experiment import METRIC_COLUMNS, eval_schedule, run_experiment
+from grokking.experiment import METRIC_COLUMNS, _Record, eval_schedule, run_experiment
 
 from helpers import tiny_config
 
@@ -65,6 +65,17 @@ class Runs(unittest.TestCase):
         self.assertEqual(s["grokked"], first["val_acc"] is not None)
         if s["grokked"]:
             self.assertAlmostEqual(s["grok_delay"], first["val_acc"] / first["train_acc"])
+
+    def test_drops_after_the_first_99_are_counted(self):
+        record = _Record()
+        for step, val in enumerate([0.5, 0.95, 0.99, 0.5, 0.995, 0.89, 0.9, 1.0], start=1):
+            record.add({"step": step, "train_acc": 1.0, "val_acc": val, "train_loss": 0.1, "val_loss": 0.2})
+        self.assertEqual(record.first99["val"], 3)
+        self.assertEqual(record.drops, 2)  # 0.5 and 0.89 after step 3; 0.9 is not below
+        self.assertEqual(record.min_val_after, 0.5)
+        s = self.run_tiny("never")  # 40 steps: never generalizes, so nothing to count
+        self.assertIsNone(s["steps_to_val_99"])
+        self.assertEqual((s["val_drops_after_99"], s["min_val_acc_after_99"]), (None, None))
 
     def test_divergence_stops_the_run(self):
         s = self.run_tiny("div", "optimizer.lr=1e30", "optimizer.weight_decay=0", "optimizer.warmup_steps=0",

@@ -95,17 +95,27 @@ def check_run_config(config: Config) -> Config:
     return config
 
 
+DROP = 0.9  # a generalized run that falls below this validation accuracy has lost what it learned
+
+
 class _Record:
-    """What the summary needs from the evaluated rows: the last, the best, the first at 99%."""
+    """What the summary needs from the evaluated rows: the last, the best, the first at 99%, and
+    how the run held up after it (evaluations below DROP, the lowest validation accuracy)."""
 
     def __init__(self):
         self.last = {}
         self.best = {"train_acc": 0.0, "val_acc": 0.0, "train_loss": math.inf, "val_loss": math.inf}
         self.first99 = {"train": None, "val": None}
+        self.drops = 0
+        self.min_val_after = None
 
     def add(self, row: dict) -> bool:
         """Take one metrics row; True when it is the first with validation accuracy >= 99%."""
         self.last = row
+        if self.first99["val"] is not None:
+            self.drops += row["val_acc"] < DROP
+            self.min_val_after = row["val_acc"] if self.min_val_after is None else \
+                min(self.min_val_after, row["val_acc"])
         for key in ("train_acc", "val_acc"):
             self.best[key] = max(self.best[key], row[key])
         for key in ("train_loss", "val_loss"):
@@ -292,6 +302,8 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
         "steps_to_val_99": v99,
         "grok_delay": v99 / s99 if s99 and v99 else None,
         "grokked": v99 is not None,
+        "val_drops_after_99": record.drops if v99 else None,
+        "min_val_acc_after_99": record.min_val_after,
         "time_to_val_99_s": time_to_val_99,
         "wall_time_s": wall,
         "eval_time_s": eval_time,
