@@ -99,7 +99,13 @@ def main(argv=None) -> int:
             return (float(nn.functional.cross_entropy(logits, labels[idx])),
                     float((logits.argmax(1) == labels[idx]).double().mean()))
 
-    rows, parted = [], None
+    columns = ["step", "loss_numpy", "loss_torch", "loss_diff", "max_rel_param_diff",
+               "train_acc_numpy", "train_acc_torch", "val_acc_numpy", "val_acc_torch"]
+    out = open(args.out, "w", newline="") if args.out else None  # written as it goes: a long run can be read early
+    writer = csv.DictWriter(out, columns, restval="") if out else None
+    if writer:
+        writer.writeheader()
+    parted = None
     tol = 1e-9 if args.dtype == "float64" else 1e-4
     step, t0 = 0, time.perf_counter()
     print(f"{'step':>6} {'loss numpy':>12} {'loss torch':>12} {'|dloss|':>9} {'max rel dW':>10} "
@@ -123,6 +129,7 @@ def main(argv=None) -> int:
                        "loss_diff": abs(loss - tloss) / max(abs(tloss), 1e-30)}
                 if parted is None and row["loss_diff"] > tol:
                     parted = step
+                    print(f"step {step}: the training losses differ by {row['loss_diff']:.1e} (relative)", flush=True)
                 if step % args.every == 0 or step == args.steps:
                     tp = torch_params(model, net)
                     row["max_rel_param_diff"] = max(
@@ -137,18 +144,16 @@ def main(argv=None) -> int:
                     print(f"{step:>6} {loss:>12.6g} {tloss:>12.6g} {row['loss_diff']:>9.1e} "
                           f"{row['max_rel_param_diff']:>10.1e} {row['val_acc_numpy']:>9.4f} "
                           f"{row['val_acc_torch']:>9.4f}", flush=True)
-                rows.append(row)
+                if writer:
+                    writer.writerow(row)
+                    if "max_rel_param_diff" in row:
+                        out.flush()
                 if step >= args.steps:
                     break
     print(f"{args.steps} steps in {time.perf_counter() - t0:.0f} s; training losses first differ by more "
           f"than {tol:g} (relative) at " + (f"step {parted}" if parted else "no step"))
-    if args.out:
-        columns = ["step", "loss_numpy", "loss_torch", "loss_diff", "max_rel_param_diff",
-                   "train_acc_numpy", "train_acc_torch", "val_acc_numpy", "val_acc_torch"]
-        with open(args.out, "w", newline="") as f:
-            writer = csv.DictWriter(f, columns, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+    if out:
+        out.close()
     return 0
 
 
