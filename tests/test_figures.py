@@ -7,7 +7,8 @@ import numpy as np
 
 from grokking import figures
 from grokking.errors import ConfigError
-from grokking.experiment import run_experiment
+from grokking.experiment import replay, run_experiment
+from grokking.plotting import read_metrics
 
 from helpers import run_script, tiny_config
 
@@ -45,10 +46,19 @@ class Figures(unittest.TestCase):
         self.assertEqual(figures.line_labels(runs), ["reference", "grad_noise=0.01", "lr=0.003", "reference"])
 
     def test_every_sweep_figure_is_a_png(self):
-        made = figures.draw(self.sweep, self.tmp / "figs", ["fraction", "best", "interventions"])
-        self.assertEqual([p.name for p in made], ["fraction.png", "best.png", "interventions.png"])
+        made = figures.draw(self.sweep, self.tmp / "figs", ["fraction", "best", "interventions", "seeds"])
+        self.assertEqual([p.name for p in made], ["fraction.png", "best.png", "interventions.png", "seeds.png"])
         for path in made:
             self.assertEqual(path.read_bytes()[:8], PNG)
+
+    def test_replayed_metrics_give_the_summary(self):
+        for run in figures.find_runs(self.sweep):
+            record = replay(read_metrics(run["dir"] / "metrics.csv"))
+            s = run["summary"]
+            self.assertEqual((record.first99["train"], record.first99["val"]),
+                             (s["steps_to_train_99"], s["steps_to_val_99"]))
+            self.assertEqual(record.drops if s["grokked"] else None, s["val_drops_after_99"])
+            self.assertEqual(record.best["val_acc"], s["best_val_acc"])
 
     def test_curves_of_one_run(self):
         made = figures.draw(self.sweep / "x+y" / "f0.3" / "seed_0", self.tmp / "one", ["curves"])

@@ -129,6 +129,15 @@ class _Record:
         return False
 
 
+def replay(metrics: dict[str, list]) -> _Record:
+    """The record of a run's metrics, read back as columns (``plotting.read_metrics``)."""
+    record = _Record()
+    for values in zip(*metrics.values()):
+        row = dict(zip(metrics, values))
+        record.add({**row, "step": int(row["step"])})
+    return record
+
+
 def _fmt(value) -> str:
     return str(value) if isinstance(value, int) else repr(float(value))
 

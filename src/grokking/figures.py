@@ -6,6 +6,8 @@
 * ``best_val_vs_fraction``: best validation accuracy within the budget against the training
   fraction, one line per operation, averaged over seeds (Figure 2 right).
 * ``interventions``: the same best-accuracy curves, one line per intervention (Figure 2 left).
+* ``seeds``: every seed's validation accuracy against steps (linear x), a panel per setting, with
+  how often each seed fell below 0.9 after first reaching 99%: whether runs stay generalized.
 * ``embedding_pca``: the operand embeddings projected on their first two principal components,
   coloured by residue: x+y learns a circle (Figure 3's "number line").
 
@@ -29,7 +31,7 @@ from .errors import ConfigError
 from .plotting import read_metrics
 from .sweeps import _steps, quantile
 
-FIGURES = ("curves", "fraction", "best", "interventions", "embeddings")
+FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds")
 
 
 def _plt():
@@ -168,6 +170,35 @@ def interventions(sweep_dir: Path, out: Path) -> Path:
     return best_val_vs_fraction(sweep_dir, out, title="Interventions: best validation accuracy")
 
 
+def seed_curves(sweep_dir: Path, out: Path) -> Path:
+    """Every seed's validation accuracy, a panel per setting (seeds share a panel's axes)."""
+    from .experiment import DROP, replay
+
+    runs = find_runs(sweep_dir)
+    panels: dict[str, list[dict]] = {}
+    for run, label in zip(runs, line_labels(runs, ignore=("training.seed",))):
+        panels.setdefault(label, []).append(run)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    for ax, (label, group) in zip(axes[0], panels.items()):
+        drops = []
+        for run in group:
+            m = read_metrics(run["dir"] / "metrics.csv")
+            record = replay(m)
+            drops.append("-" if record.first99["val"] is None else str(record.drops))
+            ax.plot(m["step"], m["val_acc"], linewidth=1,
+                    label=f"seed {run['config']['training']['seed']}")
+        ax.axhline(DROP, color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="optimization steps", ylim=(-0.02, 1.02),
+               title=f"{label}\ndrops below {DROP} after val 99%: {', '.join(drops)}")
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy")
+    axes[0][0].legend(loc="lower right", fontsize=8)
+    return _save(fig, Path(out))
+
+
 def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False):
     """Rows projected on their first k principal components (and each one's share of variance)."""
     centered = rows - rows.mean(axis=0)
@@ -236,6 +267,6 @@ def draw(source: Path, out_dir: Path, which=FIGURES) -> list[Path]:
                 made.append(embedding_pca(runs[0]["dir"], out_dir / "embeddings_pca.png"))
         elif not single:
             fn = {"fraction": steps_vs_fraction, "best": best_val_vs_fraction,
-                  "interventions": interventions}[name]
+                  "interventions": interventions, "seeds": seed_curves}[name]
             made.append(fn(source, out_dir / f"{name}.png"))
     return made
