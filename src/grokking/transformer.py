@@ -89,7 +89,7 @@ class _Plan:
     """How the engine cuts one batch: the distinct x (the prefix rows, or one per example when
     dropout gives every example its own masks), the distinct y, and the chunks of examples."""
 
-    def __init__(self, x, y, per_example_prefix: bool = False):
+    def __init__(self, x, y, *, per_example_prefix: bool = False):
         x, y = np.asarray(x), np.asarray(y)
         self.per_example = per_example_prefix
         if per_example_prefix:
@@ -312,7 +312,7 @@ class Transformer:
         return prefix, qkv0, suffix
 
     def logits(self, params, x, y) -> np.ndarray:
-        _, _, suffix = self._forward(params, _Plan(x, y, self.dtype))
+        _, _, suffix = self._forward(params, _Plan(x, y))
         return np.concatenate([logits for logits, _, _ in suffix])
 
     def _dropout_mask(self, rng, shape):
