@@ -1,13 +1,16 @@
 import math
+import tempfile
 import unittest
+from pathlib import Path
 
 import numpy as np
 
+from grokking.experiment import run_experiment
 from grokking.model import Batch, engine_threads
 from grokking.optimizer import AdamW
 from grokking.transformer import SUFFIX_ROWS, Transformer, _chunks
 
-from helpers import numerical_grads
+from helpers import numerical_grads, tiny_config
 
 try:
     import torch
@@ -164,6 +167,18 @@ class Engine(unittest.TestCase):
                 loss, acc, grads = model.loss_and_grads(params, batch, np.random.default_rng(6))
             results.append((loss, acc, b"".join(grads[k].tobytes() for k in sorted(grads))))
         self.assertEqual(results[0], results[1])
+
+    def test_a_run_gives_the_same_bytes_on_one_thread_or_three(self):
+        config = tiny_config("model.type=transformer", "model.d_model=16", "model.n_heads=2",
+                             "training.batch_size=32", "training.steps=30", "output.curves=false",
+                             "model.positional=learned")
+        metrics = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for threads in (1, 3):
+                run_experiment(config, Path(tmp) / f"t{threads}", log=lambda *_: None, threads=threads)
+                metrics.append((Path(tmp) / f"t{threads}" / "metrics.csv").read_bytes())
+        self.assertEqual(metrics[0], metrics[1])
+        self.assertGreater(len(metrics[0].splitlines()), 5)
 
     def test_chunks_are_fixed_by_the_batch_size_and_even(self):
         # Two threads share a minibatch of 512 evenly; the full batch of Figure 1 in six chunks.
