@@ -24,6 +24,13 @@ class Overrides(unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, "training.steps"):
             parse_override("training.step=5")
 
+    def test_values_outside_the_allowed_set_are_refused(self):
+        for override, key in (("model.init=xavier", "model.init must be one of normal, uniform"),
+                              ("model.positional=rotary", "model.positional"),
+                              ("model.activation=gelu", "model.activation")):
+            with self.subTest(override=override), self.assertRaisesRegex(ConfigError, key):
+                resolve_config("mod_add_grokking", None, [override])
+
     def test_wrong_type(self):
         for text in ("training.steps=abc", "training.steps=2.5", "optimizer.lr=fast", "output.curves=maybe"):
             with self.subTest(text=text), self.assertRaisesRegex(ConfigError, "is not a valid"):

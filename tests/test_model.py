@@ -3,7 +3,8 @@ import unittest
 import numpy as np
 
 from grokking.model import (ACTIVATIONS, BLOCK_ROWS, CHUNK_ROWS, MLP, Batch, answer_shifted_cross_entropy,
-                            engine_threads, reference_loss_and_grads, softmax_cross_entropy, weight_norm)
+                            draw_weight, engine_threads, reference_loss_and_grads, softmax_cross_entropy,
+                            weight_norm)
 
 from helpers import numerical_grads
 
@@ -173,6 +174,21 @@ class Shapes(unittest.TestCase):
         full_loss, _, _ = model.loss_and_grads(params, b)
         self.assertAlmostEqual(loss, full_loss, places=5)
         self.assertAlmostEqual(acc, reference_loss_and_grads(model, params, b.x, b.y, b.labels)[1])
+
+    def test_initial_weights_normal_or_uniform(self):
+        # normal: N(0, s^2 / fan_in), as the models always drew it (the same generator calls);
+        # uniform: PyTorch's nn.Linear rule, U(+-s / sqrt(fan_in)), a standard deviation 1/sqrt(3) of it.
+        normal = draw_weight(np.random.default_rng(0), (512, 300), 2.0)
+        np.testing.assert_array_equal(normal, np.random.default_rng(0).standard_normal((512, 300)) * (2.0 / np.sqrt(512)))
+        uniform = draw_weight(np.random.default_rng(0), (512, 300), 2.0, "uniform")
+        bound = 2.0 / np.sqrt(512)
+        self.assertLessEqual(np.abs(uniform).max(), bound)
+        self.assertGreater(np.abs(uniform).max(), 0.99 * bound)
+        self.assertAlmostEqual(uniform.std() / (bound / np.sqrt(3)), 1.0, delta=0.01)
+        for model in (MLP(7, 7, d_embed=8, d_hidden=16, init="uniform"),):
+            params = model.init_params(np.random.default_rng(1))
+            self.assertLessEqual(np.abs(params["W_out"]).max(), 1 / np.sqrt(16))
+            self.assertGreater(np.abs(params["embed"]).max(), 1.0)  # embeddings stay N(0, 1)
 
     def test_weight_norm(self):
         params = {"a": np.array([3.0]), "b": np.array([[4.0]])}

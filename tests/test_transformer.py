@@ -242,6 +242,10 @@ class Shapes(unittest.TestCase):
         self.assertTrue(all(p.dtype == np.float32 for p in params.values()))
         learned = Transformer(97, 97, positional="learned").init_params(np.random.default_rng(0))
         self.assertEqual(learned["pos"].shape, (4, 128))
+        uniform = Transformer(97, 97, init="uniform").init_params(np.random.default_rng(0))
+        self.assertLessEqual(np.abs(uniform["l0.W_ff2"]).max(), 1 / np.sqrt(512))  # fan-in 512
+        self.assertEqual(set(uniform), set(params))
+        np.testing.assert_array_equal(uniform["embed"], params["embed"])  # drawn first, N(0, 1) either way
 
         rng = np.random.default_rng(1)
         batch = random_batch(rng, 97, 97, 32, "float32")

@@ -31,6 +31,7 @@ from .optimizer import views
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
+INITS = ("normal", "uniform")
 LOGIT_FLOOR = -50.0
 LOGIT_CEILING = 80.0  # e^80 * n_classes stays far below float32's maximum, 3.4e38
 # A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
@@ -58,6 +59,16 @@ def _scratch(work: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     if array is None or array.shape != shape or array.dtype != dtype:
         array = work[key] = np.empty(shape, dtype)
     return array
+
+
+def draw_weight(rng: np.random.Generator, shape: tuple, scale: float, init: str = "normal") -> np.ndarray:
+    """A weight matrix whose fan-in is shape[0]: N(0, scale^2 / fan_in) ("normal"), or
+    U(-scale / sqrt(fan_in), scale / sqrt(fan_in)) ("uniform": PyTorch's nn.Linear default, whose
+    standard deviation is 1/sqrt(3) of the normal one's), in float64."""
+    bound = scale / np.sqrt(shape[0])
+    if init == "uniform":
+        return rng.uniform(-bound, bound, shape)
+    return rng.standard_normal(shape) * bound
 
 
 def _act(name: str, z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,16 +231,16 @@ def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, s
 class MLP:
     def __init__(self, n_tokens: int, n_classes: int, d_embed: int = 128, d_hidden: int = 256,
                  n_layers: int = 1, activation: str = "relu", init_scale: float = 1.0,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", init: str = "normal"):
         self.n_tokens, self.n_classes = n_tokens, n_classes
         self.d_embed, self.d_hidden, self.n_layers = d_embed, d_hidden, n_layers
-        self.activation, self.init_scale = activation, init_scale
+        self.activation, self.init_scale, self.init = activation, init_scale, init
         self.dtype = np.dtype(dtype)
         self._ones = np.ones(n_classes, self.dtype)  # row sums by BLAS (softmax_cross_entropy)
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Embeddings ~ N(0, init_scale^2); weights ~ N(0, init_scale^2 / fan_in); biases zero."""
+        """Embeddings ~ N(0, init_scale^2); weights by ``draw_weight``; biases zero."""
         s, d, h = self.init_scale, self.d_embed, self.d_hidden
         shapes = {"embed": (self.n_tokens, d), "W1": (2 * d, h)}
         for k in range(2, self.n_layers + 1):
@@ -237,8 +248,8 @@ class MLP:
         shapes["W_out"] = (h, self.n_classes)
         params = {}
         for name, shape in shapes.items():
-            std = s if name == "embed" else s / np.sqrt(shape[0])
-            params[name] = (rng.standard_normal(shape) * std).astype(self.dtype)
+            value = rng.standard_normal(shape) * s if name == "embed" else draw_weight(rng, shape, s, self.init)
+            params[name] = value.astype(self.dtype)
             if name.startswith("W"):
                 params["b" + name[1:]] = np.zeros(shape[1], dtype=self.dtype)
         return params

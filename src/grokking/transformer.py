@@ -28,8 +28,9 @@ Architecture (``Transformer``):
 * Dropout (``dropout`` > 0, training only) is the official residual dropout: on the attention output
   and on the feed-forward output before each residual add, inverted (kept units scaled by 1/(1-p)).
   Masks are drawn from the Generator passed to ``loss_and_grads``; with dropout 0 nothing is drawn.
-* Init: embeddings (and learned positions) ~ N(0, init_scale^2), weights ~ N(0, init_scale^2 / fan_in),
-  biases 0, LayerNorm gains 1 - the same rule as ``grokking.model.MLP``.
+* Init: embeddings (and learned positions) ~ N(0, init_scale^2), weights ~ N(0, init_scale^2 / fan_in)
+  or, with ``init="uniform"``, U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear (the official
+  code's); biases 0, LayerNorm gains 1 - the same rules as ``grokking.model.MLP``.
 
 Why the forward pass is split in stages. With a causal mask, positions 0 and 1 ("x op") see only x,
 in every layer; so their hidden states take at most n_tokens distinct values. The prefix stage
@@ -57,7 +58,7 @@ import math
 
 import numpy as np
 
-from .model import Batch, _add_in_order, softmax_cross_entropy
+from .model import Batch, _add_in_order, draw_weight, softmax_cross_entropy
 from .optimizer import views
 from .parallel import THREADS, even_slices
 
@@ -165,7 +166,8 @@ class Transformer:
 
     def __init__(self, n_tokens: int, n_classes: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, d_ff: int | None = None, dropout: float = 0.0,
-                 init_scale: float = 1.0, dtype: str = "float32", positional: str = "sinusoidal"):
+                 init_scale: float = 1.0, dtype: str = "float32", positional: str = "sinusoidal",
+                 init: str = "normal"):
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         if positional not in POSITIONAL:
@@ -176,7 +178,7 @@ class Transformer:
         self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
         self.d_head = d_model // n_heads
         self.d_ff = 4 * d_model if d_ff is None else d_ff
-        self.dropout, self.init_scale, self.positional = dropout, init_scale, positional
+        self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
@@ -199,7 +201,7 @@ class Transformer:
         return shapes
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Embeddings ~ N(0, s^2); weights ~ N(0, s^2 / fan_in); biases 0; LayerNorm gains 1."""
+        """Embeddings ~ N(0, s^2); weights by ``draw_weight``; biases 0; LayerNorm gains 1."""
         s = self.init_scale
         params = {}
         for name, shape in self.param_shapes().items():
@@ -207,7 +209,7 @@ class Transformer:
             if name in ("embed", "pos"):
                 value = rng.standard_normal(shape) * s
             elif leaf.startswith("W"):
-                value = rng.standard_normal(shape) * (s / np.sqrt(shape[0]))
+                value = draw_weight(rng, shape, s, self.init)
             elif leaf.endswith("_g"):
                 value = np.ones(shape)
             else:
