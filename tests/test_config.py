@@ -27,6 +27,7 @@ class Overrides(unittest.TestCase):
     def test_values_outside_the_allowed_set_are_refused(self):
         for override, key in (("model.init=xavier", "model.init must be one of normal, uniform"),
                               ("model.positional=rotary", "model.positional"),
+                              ("model.position_scale=0", "model.position_scale must be > 0"),
                               ("model.activation=gelu", "model.activation")):
             with self.subTest(override=override), self.assertRaisesRegex(ConfigError, key):
                 resolve_config("mod_add_grokking", None, [override])

@@ -242,6 +242,9 @@ class Shapes(unittest.TestCase):
         self.assertTrue(all(p.dtype == np.float32 for p in params.values()))
         learned = Transformer(97, 97, positional="learned").init_params(np.random.default_rng(0))
         self.assertEqual(learned["pos"].shape, (4, 128))
+        scaled = Transformer(97, 97, position_scale=0.01)
+        np.testing.assert_allclose(scaled._positions(params), 0.01 * model._positions(params), rtol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(model._positions(params), axis=1), 8.0, rtol=1e-6)  # sqrt(128 / 2)
         uniform = Transformer(97, 97, init="uniform").init_params(np.random.default_rng(0))
         self.assertLessEqual(np.abs(uniform["l0.W_ff2"]).max(), 1 / np.sqrt(512))  # fan-in 512
         self.assertEqual(set(uniform), set(params))

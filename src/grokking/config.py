@@ -38,6 +38,8 @@ class ModelConfig:
     n_heads: int = _f(4, "transformer: attention heads (must divide d_model)")
     dropout: float = _f(0.0, "transformer: residual dropout probability, in [0, 1)")
     positional: str = _f("sinusoidal", "transformer: sinusoidal or learned position embeddings")
+    position_scale: float = _f(1.0, "transformer: scale of the sinusoidal table (1: the official code's, "
+                                    "norm sqrt(d_model / 2) per position)")
     init_scale: float = _f(1.0, "scale of the initial weights (std * sqrt(fan_in))")
     init: str = _f("normal", "initial weights: normal, N(0, init_scale^2 / fan_in), or uniform, "
                              "U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear; embeddings N(0, init_scale^2)")
@@ -272,6 +274,7 @@ def validate(config: Config) -> Config:
         (m.activation in ACTIVATIONS,
          f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {m.activation!r}"),
         (m.init_scale > 0, f"model.init_scale must be > 0, got {m.init_scale}"),
+        (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
         (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
         (m.dtype in ("float32", "float64"), f"model.dtype must be float32 or float64, got {m.dtype!r}"),
         (o.name in ("adamw", "adam", "sgd"), f"optimizer.name must be adamw, adam or sgd, got {o.name!r}"),

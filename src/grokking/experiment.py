@@ -53,7 +53,7 @@ def build_model(config: Config, n_tokens: int, n_classes: int):
 
         return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
                            dropout=m.dropout, init_scale=m.init_scale, dtype=m.dtype, positional=m.positional,
-                           init=m.init)
+                           init=m.init, position_scale=m.position_scale)
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
                activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init)
 

@@ -23,8 +23,9 @@ Architecture (``Transformer``):
 * LayerNorm after the residual add (post-LN), as the official code; learned gain and bias, eps 1e-5.
 * Biases: only in the feed-forward layers and the LayerNorms. The attention projections and the output
   layer have none (the official code's choice).
-* Positions: sinusoidal by default (the official code's; no parameters), ``positional="learned"`` adds
-  a (4, d_model) parameter "pos".
+* Positions: sinusoidal by default (the official code's; no parameters; ``position_scale`` scales the
+  table, whose rows have norm sqrt(d_model / 2)), ``positional="learned"`` adds a (4, d_model)
+  parameter "pos".
 * Dropout (``dropout`` > 0, training only) is the official residual dropout: on the attention output
   and on the feed-forward output before each residual add, inverted (kept units scaled by 1/(1-p)).
   Masks are drawn from the Generator passed to ``loss_and_grads``; with dropout 0 nothing is drawn.
@@ -167,7 +168,7 @@ class Transformer:
     def __init__(self, n_tokens: int, n_classes: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, d_ff: int | None = None, dropout: float = 0.0,
                  init_scale: float = 1.0, dtype: str = "float32", positional: str = "sinusoidal",
-                 init: str = "normal"):
+                 init: str = "normal", position_scale: float = 1.0):
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         if positional not in POSITIONAL:
@@ -183,7 +184,7 @@ class Transformer:
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
-        self._sinusoid = sinusoidal_positions(SEQ_LEN, d_model).astype(self.dtype)
+        self._sinusoid = (sinusoidal_positions(SEQ_LEN, d_model) * position_scale).astype(self.dtype)
 
     # -- parameters ---------------------------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
