@@ -215,6 +215,8 @@ def main() -> None:
                     help="seconds of untimed steps before each engine's turn (see median_ms)")
     ap.add_argument("--models", default="mlp,transformer", help="which rows: mlp, transformer or both")
     ap.add_argument("--skip-end-to-end", action="store_true")
+    ap.add_argument("--transformer-steps", type=int,
+                    help="end to end, train the transformer this many steps (default: the preset's 15,000)")
     ap.add_argument("--out", help="also write the markdown table to this file")
     args = ap.parse_args()
 
@@ -291,7 +293,9 @@ def main() -> None:
         lines += ["", "| preset (seed 0) | steps to val 99% | wall time to val 99% | whole run | steps |", "|---|---|---|---|---|"]
         for preset in (*(PRESETS if "mlp" in models else ()), *((TRANSFORMER,) if "transformer" in models else ())):
             with tempfile.TemporaryDirectory() as tmp:
-                config = resolve_config(preset, None, ["output.curves=false", "output.progress=false"])
+                steps = [f"training.steps={args.transformer_steps}"] if preset == TRANSFORMER and \
+                    args.transformer_steps else []
+                config = resolve_config(preset, None, ["output.curves=false", "output.progress=false", *steps])
                 summary = run_experiment(config, Path(tmp) / "run", name=preset, log=lambda *_: None,
                                          threads=args.threads)
             t99 = summary["time_to_val_99_s"]

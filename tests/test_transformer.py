@@ -123,6 +123,30 @@ def torch_loss_and_grads(model, params, x, y, labels):
 
 @unittest.skipUnless(torch is not None, "torch is not installed")
 class MatchesPyTorch(unittest.TestCase):
+    def test_trajectory_script_trains_both_along_the_same_path(self):
+        # benchmarks/trajectory_vs_pytorch.py at a tiny size: 40 steps of both engines, float64.
+        import csv
+        import io
+        import sys
+        from contextlib import redirect_stdout
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+        import trajectory_vs_pytorch
+
+        with tempfile.TemporaryDirectory() as tmp, redirect_stdout(io.StringIO()):
+            out = Path(tmp) / "t.csv"
+            code = trajectory_vs_pytorch.main([
+                "--steps", "40", "--every", "20", "--out", str(out), "--override", "task.p=11",
+                "--override", "model.d_model=16", "--override", "model.n_heads=2",
+                "--override", "training.batch_size=16"])
+            rows = list(csv.DictReader(out.open()))
+        self.assertEqual(code, 0)
+        self.assertEqual(len(rows), 40)
+        for row in rows:
+            self.assertLess(float(row["loss_diff"]), 1e-12, row["step"])
+        self.assertLess(float(rows[-1]["max_rel_param_diff"]), 1e-12)
+        self.assertEqual(rows[-1]["val_acc_numpy"], rows[-1]["val_acc_torch"])
+
     def test_loss_and_every_gradient(self):
         rng = np.random.default_rng(3)
         for n_layers, positional in ((1, "learned"), (2, "sinusoidal"), (3, "learned")):
