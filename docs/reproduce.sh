@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every run and figure of docs/reproduction.md (about 1.5 hours on two cores).
+# Regenerates every run and figure of docs/reproduction.md (about 2.5 hours on two cores).
 # Each part prints its wall time; parts that train are idempotent (a re-run skips finished runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,8 +7,18 @@ OUT=${OUT:-runs/repro}
 W=${WORKERS:-2}
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name: $((SECONDS - t0)) s"; }
 
-# 1. Figure 1: delayed generalization on x/y with the paper's transformer.
-timed fig1 run_experiment --preset fig1_div_transformer --out "$OUT/fig1_div_transformer" || true
+# 1. Figure 1: delayed generalization on x/y with the paper's transformer, 3 seeds, with the learned
+#    positions of the preset and with the official code's sinusoidal ones (which lose what they learn).
+timed fig1 run_suite --presets fig1_div_transformer --seeds 0,1,2 --workers "$W" --no-curves \
+  --grid model.positional=learned,sinusoidal --out "$OUT/fig1_positional"
+# 1a. The sinusoidal table scaled down to the size learned positions decay to, 2 seeds.
+timed position_scale run_suite --presets fig1_div_transformer --seeds 0,1 --workers "$W" --no-curves \
+  --override model.positional=sinusoidal --override model.position_scale=0.01 --out "$OUT/fig1_position_scale"
+# 1b. The sinusoidal model against an independent PyTorch one, same weights and batches, float64.
+if python3 -c "import torch" 2>/dev/null; then
+  timed trajectory python3 benchmarks/trajectory_vs_pytorch.py --override model.positional=sinusoidal \
+    --steps 4000 --threads 1 --out "$OUT/trajectory_sinusoidal_float64.csv"
+fi
 # 2. Time to generalize against the training fraction, x+y, MLP, 3 seeds.
 timed fractions run_suite --presets mod_add_grokking --seeds 0,1,2 --workers "$W" --no-curves \
   --grid task.train_fraction=0.15,0.2,0.25,0.3,0.35,0.4,0.5 --override training.steps=6000 \
@@ -34,11 +44,12 @@ for spec in \
 done
 # 5. The transformer against the training fraction, x+y, 1 seed.
 timed transformer_fractions run_suite --presets fig1_div_transformer --seeds 0 --workers "$W" --no-curves \
-  --override task.operation=x+y --override training.steps=5000 --grid task.train_fraction=0.3,0.5,0.7 \
-  --out "$OUT/transformer_add"
+  --override task.operation=x+y --override training.steps=5000 --override model.positional=sinusoidal \
+  --grid task.train_fraction=0.3,0.5,0.7 --out "$OUT/transformer_add"
 # 6. Figures.
 timed figures bash -c "
-  make_figures $OUT/fig1_div_transformer --out $OUT/figures/fig1 --figures curves
+  make_figures $OUT/fig1_positional/fig1_div_transformer/positional=learned/seed_0 --out $OUT/figures/fig1 --figures curves
+  make_figures $OUT/fig1_positional --out $OUT/figures/fig1_positional --figures seeds
   make_figures $OUT/fractions_add --out $OUT/figures/fractions_add --figures fraction,best
   make_figures $OUT/operations --out $OUT/figures/operations --figures fraction,best
   make_figures $OUT/interventions --out $OUT/figures/interventions --figures interventions
