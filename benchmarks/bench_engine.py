@@ -163,10 +163,9 @@ class Setup:
         return step
 
     def torch_step_fn(self):
-        import torch
-
         if self.config.model.type == "transformer":
             return self.torch_transformer_step_fn()
+        import torch
 
         m, c = self.model, self.config.optimizer
         p = self.initial

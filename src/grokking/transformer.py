@@ -263,16 +263,16 @@ class Transformer:
         inputs depend on one token each, so they are computed once per batch (_qkv0)."""
         n, rows = plan.sizes[c], plan.chunks[c]
         qkv_y, qkv_eq, h_y, h_eq = qkv0
-        src = plan.src[rows]
+        src, ysrc = plan.src[rows], plan.ysrc[rows]
         h = np.empty((2 * n, self.d_model), dtype=self.dtype)
-        h[0::2] = h_y[plan.ysrc[rows]]
+        h[0::2] = h_y[ysrc]
         h[1::2] = h_eq
         caches = []
         for i in range(self.n_layers):
             pre, last = f"l{i}.", i == self.n_layers - 1
             if i == 0:
                 qkv = np.empty((2 * n, 3 * self.d_model), dtype=self.dtype)
-                qkv[0::2] = qkv_y[plan.ysrc[rows]]
+                qkv[0::2] = qkv_y[ysrc]
                 qkv[1::2] = qkv_eq
             else:
                 qkv = h @ params[pre + "W_qkv"]
