@@ -1,8 +1,11 @@
 """Shared by the tests: tiny configs that train in well under a second."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from grokking.config import resolve_config
@@ -40,3 +43,36 @@ def run_script(script, *args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
+
+
+TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
+
+
+def temp_dir(test) -> Path:
+    """A fresh directory removed when ``test`` ends."""
+    path = Path(tempfile.mkdtemp())
+    test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def assert_same_run(test, a: Path, b: Path):
+    """Two run directories hold the same run: metrics.csv, final parameters and summary (but its
+    timings) byte for byte."""
+    from grokking.checkpoint import load_checkpoint
+
+    test.assertEqual((a / "metrics.csv").read_bytes(), (b / "metrics.csv").read_bytes())
+    pa, pb = (load_checkpoint(d / "checkpoint.npz")[1] for d in (a, b))
+    test.assertEqual(sorted(pa), sorted(pb))
+    for key in pa:
+        test.assertEqual(pa[key].tobytes(), pb[key].tobytes(), key)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    for key in TIMING:
+        sa.pop(key), sb.pop(key)
+    test.assertEqual(sa, sb)
+
+
+def start_script(script, *args):
+    """Start a root-level command-line script in the background, as a user would with '&'."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, str(ROOT / script), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -1,7 +1,6 @@
 """Checkpoints and --resume: a run killed midway and resumed ends byte for byte where an
 uninterrupted run ends, and nothing in its directory looks finished before it is."""
 
-import json
 import os
 import signal
 import subprocess
@@ -17,9 +16,7 @@ from grokking.checkpoint import load_checkpoint
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
 
-from helpers import ROOT, TINY, run_script, tiny_config
-
-TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
+from helpers import ROOT, TINY, assert_same_run, run_script, tiny_config
 
 
 def quiet(*_):
@@ -38,24 +35,12 @@ def interrupt_at(step):
     return mock.patch.object(experiment, "learning_rate", lr)
 
 
-def final_params(run: Path) -> dict:
-    return load_checkpoint(run / "checkpoint.npz")[1]
-
-
 class Resume(unittest.TestCase):
     def setUp(self):
         self.tmp = Path(tempfile.mkdtemp())
 
     def assertSameRun(self, a: Path, b: Path):
-        self.assertEqual((a / "metrics.csv").read_bytes(), (b / "metrics.csv").read_bytes())
-        pa, pb = final_params(a), final_params(b)
-        self.assertEqual(sorted(pa), sorted(pb))
-        for key in pa:
-            self.assertEqual(pa[key].tobytes(), pb[key].tobytes(), key)
-        sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
-        for key in TIMING:
-            sa.pop(key), sb.pop(key)
-        self.assertEqual(sa, sb)
+        assert_same_run(self, a, b)
 
     def test_interrupted_run_resumes_byte_identical(self):
         # Checkpoints at 25 (and the end); evaluations at 1..10, 20, 30, 40: the interruption at

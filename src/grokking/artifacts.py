@@ -40,9 +40,12 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename != str(path):
+            # name the artifact, not the temporary file (or nothing, as a failed write() does)
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .artifacts import read_json
 from .config import PRESETS, config_from_dict, describe_keys, resolve_config
-from .errors import ConfigError
+from .errors import DISK_FULL, ConfigError, WriteFailed
 from .experiment import run_experiment
 from .sweeps import BACKENDS, run_suite
 
@@ -22,9 +22,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _fail(prog: str, err: Exception) -> int:
+def _fail(prog: str, err: Exception, status: int = 2) -> int:
     print(f"{prog}: error: {err}", file=sys.stderr)
-    return 2
+    return status
+
+
+def _write_failed(prog: str, err: OSError | WriteFailed) -> int:
+    """A full disk: one line and exit 1 (not the user's input, so not 2); anything else propagates."""
+    if isinstance(err, OSError):
+        if err.errno not in DISK_FULL:
+            raise err
+        err = f"could not write {err.filename or 'a file'}: {err.strerror}; free space and run the same command again"
+    return _fail(prog, err, 1)
 
 
 def _list_presets() -> str:
@@ -77,6 +86,8 @@ def run_experiment_main(argv=None) -> int:
         run_experiment(config, out, force=args.force, name=name, resume=args.resume)
     except ConfigError as err:
         return _fail(prog, err)
+    except WriteFailed as err:
+        return _write_failed(prog, err)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the run directory has no summary.json; continue it with --resume",
               file=sys.stderr)
@@ -129,6 +140,8 @@ def run_suite_main(argv=None) -> int:
                          grid=args.grid)
     except ConfigError as err:
         return _fail(prog, err)
+    except (WriteFailed, OSError) as err:  # the sweep's own summary on a full disk
+        return _write_failed(prog, err)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished runs keep their summary.json; the same command "
               "resumes the rest", file=sys.stderr)

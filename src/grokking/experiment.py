@@ -18,11 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import __version__
+from . import __version__, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, remove_stale_temps, write_json
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
-from .errors import ConfigError
+from .errors import DISK_FULL, ConfigError, WriteFailed
 from .model import MLP, Batch, engine_threads, weight_norm
 from .optimizer import SGD, Adam, Noise, flatten, learning_rate
 from .tasks import build_table, split_indices
@@ -172,22 +172,52 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     With ``resume``, continue the interrupted run in ``out`` from its checkpoint: metrics.csv and
     the parameters end byte-identical to those of an uninterrupted run.
 
-    Raises ConfigError (before anything is written) for a config no run can use, an ``out`` that
-    already holds a run and ``force`` is false, or, with ``resume``, an ``out`` without a
-    checkpoint or whose config.json differs in a setting that changes results.
+    The run holds ``out`` from start to summary (``rundir.hold``). Raises ConfigError (before
+    anything is written) for a config no run can use, an ``out`` that already holds a run and
+    ``force`` is false, an ``out`` another live process holds (RunDirBusy, ``force`` or not), or,
+    with ``resume``, an ``out`` without a checkpoint or whose config.json differs in a setting that
+    changes results. Raises WriteFailed when the disk is full, leaving ``out`` resumable.
     """
     check_run_config(config)
     if resume and force:
         raise ConfigError("--resume continues the run in --out and --force replaces it; choose one")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
+    if resume and not out.is_dir():
+        check_resumable(out, config.to_dict())  # raises: there is nothing to resume
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with rundir.hold(out):
+            return _train(config, out, force, name, log, threads, resume)
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        raise WriteFailed(_write_failure(out, err)) from None
+
+
+def _write_failure(out: Path, err: OSError) -> str:
+    """One line for a write that ran out of space: what, where, and how to go on from what is kept."""
+    what = f"could not write {err.filename or f'a file in {out}'}: {err.strerror}"
+    try:
+        meta = load_checkpoint(out / CHECKPOINT)[0]
+    except ConfigError:  # no checkpoint yet, or (unlikely) not a readable one
+        return f"{what}; nothing trained is kept: free space, then start the run again"
+    kept = (f"training ended at step {meta['step']} and only the summary is missing" if meta["ended"]
+            else f"the run is kept at its checkpoint of step {meta['step']}")
+    return (f"{what}; {kept}: free space, then resume it (run_experiment --resume --out {out}, "
+            "or the same run_suite command)")
+
+
+def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool) -> dict:
     t, tr = config.task, config.training
     table = build_table(t.operation, t.p, t.n)
     if resume:
-        out = Path(out)
         ckpt_path = check_resumable(out, config.to_dict())
         remove_stale_temps(out)
         (out / "curves.png").unlink(missing_ok=True)  # redrawn at the end, or not at all
     else:
-        out = prepare_out_dir(Path(out), force)
+        prepare_out_dir(out, force)
 
     split_seq, init_seq, batch_seq, noise_seq, dropout_seq = init_streams(tr.seed)
     train_idx, val_idx = split_indices(len(table), t.train_fraction, np.random.default_rng(split_seq))
@@ -256,45 +286,51 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     interval = config.output.checkpoint_interval
     progress = _Progress(tr.steps, config.output.progress, name)
     start = time.perf_counter()
-    with engine_threads(threads), open(out / "metrics.csv", "a" if resume else "w", newline="",
-                                       buffering=1) as metrics:
-        if not resume:
-            metrics.write(",".join(METRIC_COLUMNS) + "\n")
-        for step in range(done + 1, tr.steps + 1) if not ended else ():
-            lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
-            batch = fixed if full_batch else Batch(*split(batch_order.next()), table.n_tokens, model.dtype)
-            if uses_dropout:
-                loss, _, grads = model.loss_and_grads(params, batch, _step_rng(dropout_seq, step))
-            else:
-                loss, _, grads = model.loss_and_grads(params, batch)
-            diverged = not math.isfinite(loss)
-            if not diverged:
-                noise.perturb_grads(grads, step)
-                optimizer.step(params, grads, lr)
-                noise.perturb_weights(params, step)
-            done = step
-            if diverged or step == schedule[next_eval]:
-                next_eval += 1
-                t0 = time.perf_counter()
-                train_loss, train_acc = model.evaluate(params, *train_rows)
-                val_loss, val_acc = model.evaluate(params, *val_rows)
-                eval_time += time.perf_counter() - t0
-                row = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
-                       "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-                       "weight_norm": weight_norm(params)}
-                metrics.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
-                diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(val_loss))
-                if record.add(row):
-                    time_to_val_99 = elapsed + time.perf_counter() - start
-                progress.update(step, train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
-            if diverged:
-                status = "diverged"
-                break
-            if interval and step % interval == 0 and step < tr.steps:
-                checkpoint(step)
-        if not ended:
-            checkpoint(done, ended_as=status)  # the final parameters; a kill after this skips training
-    progress.close()
+    try:
+        with engine_threads(threads), open(out / "metrics.csv", "a" if resume else "w", newline="",
+                                           buffering=1) as metrics:
+            if not resume:
+                metrics.write(",".join(METRIC_COLUMNS) + "\n")
+            for step in range(done + 1, tr.steps + 1) if not ended else ():
+                lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
+                batch = fixed if full_batch else Batch(*split(batch_order.next()), table.n_tokens, model.dtype)
+                if uses_dropout:
+                    loss, _, grads = model.loss_and_grads(params, batch, _step_rng(dropout_seq, step))
+                else:
+                    loss, _, grads = model.loss_and_grads(params, batch)
+                diverged = not math.isfinite(loss)
+                if not diverged:
+                    noise.perturb_grads(grads, step)
+                    optimizer.step(params, grads, lr)
+                    noise.perturb_weights(params, step)
+                done = step
+                if diverged or step == schedule[next_eval]:
+                    next_eval += 1
+                    t0 = time.perf_counter()
+                    train_loss, train_acc = model.evaluate(params, *train_rows)
+                    val_loss, val_acc = model.evaluate(params, *val_rows)
+                    eval_time += time.perf_counter() - t0
+                    row = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
+                           "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+                           "weight_norm": weight_norm(params)}
+                    metrics.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
+                    diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(val_loss))
+                    if record.add(row):
+                        time_to_val_99 = elapsed + time.perf_counter() - start
+                    progress.update(step, train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
+                if diverged:
+                    status = "diverged"
+                    break
+                if interval and step % interval == 0 and step < tr.steps:
+                    checkpoint(step)
+            if not ended:
+                checkpoint(done, ended_as=status)  # the final parameters; a kill after this skips training
+    except OSError as err:  # write_atomic names its file; a failed row write names none
+        if err.filename is None:
+            err.filename = str(out / "metrics.csv")
+        raise
+    finally:
+        progress.close()
     wall = elapsed + time.perf_counter() - start
 
     s99, v99 = record.first99["train"], record.first99["val"]

@@ -8,13 +8,20 @@ fails at once with nothing written, not an hour into a sweep.
 Runs train in worker processes (``backends``: a local pool or Dask), one core each, so a sweep on
 N workers gives the same bytes as on one. The same command run again skips finished runs (they
 have summary.json), resumes interrupted ones from their checkpoint and rebuilds the summary. A run
-that raises or whose worker dies is retried up to ``retries`` times; whatever happens to one run,
-the others finish and the sweep summary records each run's status and error.
+that raises or whose worker dies is retried up to ``retries`` times (one that ran out of disk
+space is not: it keeps its checkpoint for a later resume); whatever happens to one run, the others
+finish and the sweep summary records each run's status and error.
+
+Two sweeps on one --out share the work: each run directory has one holder at a time
+(``rundir``), and a worker that finds a run held by another process waits for it and takes its
+result ("finished elsewhere") instead of training it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import itertools
 import math
@@ -26,19 +33,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import rundir
 from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
 from .backends import BACKENDS, check_backend, make_backend
 from .checkpoint import config_difference
 from .config import Config, parse_override, resolve_config
-from .errors import ConfigError
+from .errors import ConfigError, WriteFailed
 from .experiment import check_run_config, one_line, run_experiment
 
 __all__ = ["BACKENDS", "run_suite", "plan_runs", "aggregate", "format_table"]
 
 # Test-only: make chosen runs fail inside the worker, to exercise recovery without a user-facing
-# setting that could do it. "<preset>/seed_<k>:exit|raise[:<attempt>]", comma-separated; "exit" ends
-# the worker process with os._exit, as a segfault or the OOM killer would; without an attempt
-# number the fault strikes every attempt.
+# setting that could do it. "<preset>/seed_<k>:exit|raise|disk-full[:<attempt>]", comma-separated;
+# "exit" ends the worker process with os._exit, as a segfault or the OOM killer would; without an
+# attempt number the fault strikes every attempt (see _injected_faults).
 FAULT_ENV = "GROKKING_TEST_FAULT"
 RAN = ("completed", "diverged")  # statuses of a run that ended with a summary.json
 
@@ -147,28 +155,64 @@ def _quiet(*_):
     pass
 
 
-def _inject_fault(attempt: Attempt) -> None:
+@contextlib.contextmanager
+def _injected_faults(attempt: Attempt):
+    """Test hooks, from FAULT_ENV ("KEY:KIND[:ATTEMPT]", comma-separated): ``exit`` kills the
+    worker, ``raise`` raises, ``disk-full`` makes every checkpoint write after the first fail
+    with ENOSPC for the length of this run."""
+    full = False
     for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         key, kind, *when = item.strip().split(":")
         if key == attempt.spec.key and (not when or int(when[0]) == attempt.number):
             if kind == "exit":
                 os._exit(70)
+            if kind == "disk-full":
+                full = True
+                continue
             raise RuntimeError(f"injected fault ({FAULT_ENV})")
+    if not full:
+        yield
+        return
+    from . import checkpoint
+
+    real, writes = checkpoint.write_atomic, []
+
+    def write_atomic(path, data):
+        writes.append(path)
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    checkpoint.write_atomic = write_atomic
+    try:
+        yield
+    finally:
+        checkpoint.write_atomic = real
 
 
 def train_run(attempt: Attempt) -> dict:
-    """Train one run in a worker process, resuming it when it has a checkpoint; return its summary."""
-    _inject_fault(attempt)
+    """Train one run in a worker process, resuming it when it has a checkpoint; return its summary.
+
+    The worker holds the run directory while it decides and trains. When another process holds
+    it (a second sweep on the same --out, or a run_experiment), the worker waits for it, then
+    takes that run's result, or resumes its checkpoint if it stopped before the end.
+    """
     spec = attempt.spec
-    if not attempt.force and not attempt.fresh and (spec.out / "summary.json").exists():
-        # Finished by this sweep (finished runs were skipped when it began) in an attempt whose
-        # result was lost: a worker dying beside it broke the pool before the result came back.
-        return {"summary": read_json(spec.out / "summary.json"), "action": "trained"}
-    resume = not attempt.fresh and (spec.out / CHECKPOINT).exists()
-    # One core per run (one engine thread, one BLAS thread): the workers already fill the cores,
-    # more threads would only contend, and a serial sweep gives the same bytes as a parallel one.
-    summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
-                             name=spec.name, log=_quiet, threads=1)
+    with _injected_faults(attempt):
+        spec.out.mkdir(parents=True, exist_ok=True)
+        with rundir.hold(spec.out, wait=True) as waited:
+            if not attempt.force and not attempt.fresh and (spec.out / "summary.json").exists():
+                # Finished elsewhere while we waited, or by this sweep (finished runs were skipped
+                # when it began) in an attempt whose result was lost: a worker dying beside it
+                # broke the pool before the result came back.
+                return {"summary": read_json(spec.out / "summary.json"),
+                        "action": "finished elsewhere" if waited else "trained"}
+            resume = not attempt.fresh and (spec.out / CHECKPOINT).exists()
+            # One core per run (one engine thread, one BLAS thread): the workers already fill the
+            # cores, more threads would only contend, and a serial sweep gives the same bytes as a
+            # parallel one.
+            summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
+                                     name=spec.name, log=_quiet, threads=1)
     return {"summary": summary, "action": "resumed" if resume else "trained"}
 
 
@@ -257,7 +301,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
                 alone.append(a)  # maybe innocent: train it alone, uncharged
                 continue
             error = "worker process died" if f in died else _error_line(err)
-            if a.number <= retries:
+            if a.number <= retries and not isinstance(err, WriteFailed):
                 retry = Attempt(a.spec, a.number + 1, fresh=f not in died, force=a.force)
                 (alone if f in died and backend.death_is_shared else queue).append(retry)
                 note(f"{a.spec.name}: {error}; retrying (attempt {retry.number} of {retries + 1})")
