@@ -2,6 +2,7 @@ import json
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from grokking.errors import ConfigError
 from grokking.experiment import replay, run_experiment
 from grokking.plotting import read_metrics
 
-from helpers import run_script, tiny_config
+from helpers import TINY, run_script, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -46,10 +47,87 @@ class Figures(unittest.TestCase):
         self.assertEqual(figures.line_labels(runs), ["reference", "grad_noise=0.01", "lr=0.003", "reference"])
 
     def test_every_sweep_figure_is_a_png(self):
-        made = figures.draw(self.sweep, self.tmp / "figs", ["fraction", "best", "interventions", "seeds"])
-        self.assertEqual([p.name for p in made], ["fraction.png", "best.png", "interventions.png", "seeds.png"])
+        notes = []
+        made = figures.draw(self.sweep, self.tmp / "figs", figures.FIGURES, note=notes.append)
+        self.assertEqual([p.name for p in made], ["fig1_accuracy.png", "fraction.png", "best.png",
+                                                  "embeddings_pca.png", "seeds.png"])
         for path in made:
             self.assertEqual(path.read_bytes()[:8], PNG)
+        # operation and fraction vary, no optimizer or regularization setting: no interventions figure
+        self.assertEqual(len(notes), 1)
+        self.assertIn("interventions: skipped, the sweep varies no optimizer or regularization", notes[0])
+
+    def capture(self):
+        """Patch figures._save to keep each figure, drawn, instead of closing it."""
+        figs = []
+
+        def keep(fig, path):
+            fig.canvas.draw()
+            figs.append(fig)
+            return path
+
+        return figs, mock.patch.object(figures, "_save", keep)
+
+    def assertInside(self, fig):
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            box = ax.title.get_window_extent(renderer)
+            self.assertGreaterEqual(box.x0, 0, ax.get_title())
+            self.assertLessEqual(box.x1, fig.bbox.x1, ax.get_title())
+
+    def test_a_sweep_never_picks_one_run_for_the_per_run_figures(self):
+        figs, patch = self.capture()
+        with patch:
+            figures.accuracy_curves(self.sweep, self.tmp / "curves.png")
+            figures.embedding_pca(self.sweep, self.tmp / "pca.png")
+        curves, pca = figs
+        titles = sorted(ax.get_title().replace("\n", " ") for ax in curves.axes if ax.lines)
+        # a panel per setting, each with both seeds' train and validation curves
+        self.assertEqual(len(titles), 4)
+        self.assertTrue(all(t.endswith("(seeds 0, 1)") for t in titles), titles)
+        for ax in [ax for ax in curves.axes if ax.lines]:
+            self.assertEqual(len([line for line in ax.lines if len(line.get_xdata()) > 2]), 4)
+        panels = [ax for ax in pca.axes if ax.get_title()]  # not the colour bars
+        self.assertEqual(len(panels), 4)
+        for ax in panels:  # the run is named, and these 60-step runs never generalized
+            self.assertIn("seed 0", ax.get_title())
+            self.assertIn("never reached val 99%", ax.get_title())
+        for fig in figs:
+            self.assertInside(fig)
+
+    def test_interventions_only_when_they_vary_and_coinciding_lines_stay_visible(self):
+        sweep = self.tmp / "interventions"
+        for name, extra in (("a", []), ("b", ["optimizer.grad_noise=0.0000001"])):
+            for frac in (0.3, 0.6):
+                config = tiny_config(f"task.train_fraction={frac}", "output.curves=false",
+                                     "training.steps=20", *extra)
+                run_experiment(config, sweep / name / f"f{frac}", log=quiet)
+        self.assertEqual(figures.varied_interventions(figures.find_runs(sweep)), ["optimizer.grad_noise"])
+        figs, patch = self.capture()
+        with patch:
+            figures.draw(sweep, self.tmp / "iv", ["interventions"])
+        lines = figs[0].axes[0].lines
+        self.assertEqual(len(lines), 2)
+        # the noise is too small to change the best accuracy: the lines coincide, drawn unlike each other
+        self.assertEqual(list(lines[0].get_ydata()), list(lines[1].get_ydata()))
+        self.assertNotEqual((lines[0].get_linestyle(), lines[0].get_marker()),
+                            (lines[1].get_linestyle(), lines[1].get_marker()))
+        self.assertGreater(lines[0].get_linewidth(), lines[1].get_linewidth())
+
+    def test_long_sweep_titles_stay_inside_the_figure(self):
+        from grokking.sweeps import plan_runs, run_suite, sweep_curves_figure
+
+        out = self.tmp / "grid"
+        kw = dict(overrides=[*TINY, "training.steps=20"], grid=[("task.train_fraction", ["0.2", "0.3"]),
+                                                               ("task.operation", ["x+y", "x-y"])])
+        rows = run_suite(["mod_add_grokking"], [0], out, curves=False, workers=1, log=quiet,
+                         grid=["task.train_fraction=0.2,0.3", "task.operation=x+y,x-y"],
+                         overrides=kw["overrides"])
+        specs = plan_runs(["mod_add_grokking"], [0], out, kw["overrides"], grid=kw["grid"])
+        fig = sweep_curves_figure(specs, rows)
+        fig.canvas.draw()
+        self.assertIn("train_fraction=0.2", fig.axes[0].get_title())
+        self.assertInside(fig)
 
     def test_replayed_metrics_give_the_summary(self):
         for run in figures.find_runs(self.sweep):
@@ -61,8 +139,12 @@ class Figures(unittest.TestCase):
             self.assertEqual(record.best["val_acc"], s["best_val_acc"])
 
     def test_curves_of_one_run(self):
-        made = figures.draw(self.sweep / "x+y" / "f0.3" / "seed_0", self.tmp / "one", ["curves"])
+        notes = []
+        made = figures.draw(self.sweep / "x+y" / "f0.3" / "seed_0", self.tmp / "one", ["curves", "best"],
+                            note=notes.append)
+        self.assertEqual([p.name for p in made], ["fig1_accuracy.png"])
         self.assertEqual(made[0].read_bytes()[:8], PNG)
+        self.assertIn("best: skipped, it compares runs", notes[0])
 
     def test_embedding_pca_finds_a_circle(self):
         run = self.tmp / "circle"

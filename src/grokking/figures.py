@@ -1,15 +1,21 @@
 """The figures of Power et al. (2021), drawn from run and sweep directories.
 
-* ``accuracy_curves``: Figure 1, train and validation accuracy of one run against steps (log x).
+* ``accuracy_curves``: Figure 1, train and validation accuracy against steps (log x): of one run,
+  or for a sweep a panel per setting holding every seed (never one run picked from many).
 * ``steps_vs_fraction``: median steps until validation 99% against the training fraction, one line
   per operation, the band spanning the seeds' interquartile range (Sec. 3.1.1).
 * ``best_val_vs_fraction``: best validation accuracy within the budget against the training
   fraction, one line per operation, averaged over seeds (Figure 2 right).
-* ``interventions``: the same best-accuracy curves, one line per intervention (Figure 2 left).
+* ``interventions``: the same best-accuracy curves, one line per intervention (Figure 2 left);
+  drawn only for a sweep that varies an optimizer or regularization setting.
 * ``seeds``: every seed's validation accuracy against steps (linear x), a panel per setting, with
   how often each seed fell below 0.9 after first reaching 99%: whether runs stay generalized.
 * ``embedding_pca``: the operand embeddings projected on their first two principal components,
-  coloured by residue: x+y learns a circle (Figure 3's "number line").
+  coloured by residue: x+y learns a circle (Figure 3's "number line"). For a sweep, a panel per
+  setting from its lowest seed, named in the title; a run that never generalized says so.
+
+Lines of one axes cycle styles and thin out (``plotting.line_style``), so lines that coincide
+stay visible; long titles are wrapped (``plotting.wrap``).
 
 A sweep directory is read by finding every run below it (a directory with summary.json and
 config.json); lines are told apart by the config keys that vary across the sweep, other than the
@@ -22,13 +28,14 @@ import io
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .artifacts import CHECKPOINT, write_atomic
 from .errors import ConfigError
-from .plotting import read_metrics
+from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
 
 FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds")
@@ -97,23 +104,60 @@ def line_labels(runs: list[dict], ignore=("training.seed", "task.train_fraction"
     return labels
 
 
-def accuracy_curves(run_dir: Path, out: Path) -> Path:
-    run_dir = Path(run_dir)
-    m = read_metrics(run_dir / "metrics.csv")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
+def _groups(runs: list[dict]) -> dict[str, list[dict]]:
+    """The runs of a sweep by setting (every key that varies but the seed), in path order."""
+    groups: dict[str, list[dict]] = {}
+    for run, label in zip(runs, line_labels(runs, ignore=("training.seed",))):
+        groups.setdefault(label, []).append(run)
+    return groups
+
+
+def _panels(n: int, width: float, height: float, cols: int = 3):
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    ax.plot(m["step"], m["train_acc"], color="tab:red", label="train")
-    ax.plot(m["step"], m["val_acc"], color="tab:green", label="validation")
-    for key, color in (("steps_to_train_99", "tab:red"), ("steps_to_val_99", "tab:green")):
-        if summary.get(key):
-            ax.axvline(summary[key], color=color, linestyle=":", linewidth=1)
-    t = config["task"]
-    ax.set(xscale="log", xlabel="optimization steps", ylabel="accuracy", ylim=(-0.02, 1.02),
-           title=f"{t['operation']}, {t['train_fraction']:.0%} of the table for training")
+    cols = min(n, cols)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
+                             constrained_layout=True)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def _accuracy_panel(ax, group: list[dict], title: str) -> None:
+    """Train and validation accuracy of every run in ``group`` (the seeds of one setting)."""
+    for run in group:
+        m = read_metrics(run["dir"] / "metrics.csv")
+        width = 1.5 if len(group) == 1 else 1.0
+        ax.plot(m["step"], m["train_acc"], color="tab:red", linewidth=width, alpha=0.8)
+        ax.plot(m["step"], m["val_acc"], color="tab:green", linewidth=width, alpha=0.8)
+        for key, color in (("steps_to_train_99", "tab:red"), ("steps_to_val_99", "tab:green")):
+            if run["summary"].get(key):
+                ax.axvline(run["summary"][key], color=color, linestyle=":", linewidth=1)
+    ax.plot([], [], color="tab:red", label="train")
+    ax.plot([], [], color="tab:green", label="validation")
+    ax.set(xscale="log", xlabel="optimization steps", ylabel="accuracy", ylim=(-0.02, 1.02))
+    ax.set_title(wrap(title), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="center left")
+    ax.legend(loc="center left", fontsize=8)
+
+
+def _setting(run: dict) -> str:
+    t = run["config"]["task"]
+    return f"{t['operation']}, {t['train_fraction']:.0%} of the table for training"
+
+
+def accuracy_curves(source, out: Path) -> Path:
+    """Figure 1 for a run; for a sweep, a panel per setting with every seed's curves in it."""
+    runs = find_runs(source)
+    if len(runs) == 1:
+        fig, axes = _panels(1, 6, 4)
+        _accuracy_panel(axes[0], runs, _setting(runs[0]))
+        return _save(fig, Path(out))
+    groups = _groups(runs)
+    fig, axes = _panels(len(groups), 4.5, 3.4)
+    for ax, (label, group) in zip(axes, groups.items()):
+        seeds = ", ".join(str(r["config"]["training"]["seed"]) for r in group)
+        _accuracy_panel(ax, group, f"{label} (seeds {seeds})")
     return _save(fig, Path(out))
 
 
@@ -129,7 +173,7 @@ def steps_vs_fraction(sweep_dir: Path, out: Path) -> Path:
     fraction where half the seeds or more never generalized has no point."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for label, by_frac in sorted(_by_line_and_fraction(find_runs(sweep_dir)).items()):
+    for i, (label, by_frac) in enumerate(sorted(_by_line_and_fraction(find_runs(sweep_dir)).items())):
         xs, med, lo, hi = [], [], [], []
         for frac in sorted(by_frac):
             # The sweep summary's quartiles, so the band agrees with its table.
@@ -141,7 +185,7 @@ def steps_vs_fraction(sweep_dir: Path, out: Path) -> Path:
                 lo.append(q1)
                 hi.append(q3 if math.isfinite(q3) else np.nan)
         if xs:
-            line = ax.plot(xs, med, marker="o", label=label)[0]
+            line = ax.plot(xs, med, label=label, **line_style(i))[0]
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     ax.set(yscale="log", xlabel="training data fraction", ylabel="steps until validation accuracy 99%",
            title="Time to generalize (median, band: quartiles over seeds)")
@@ -154,16 +198,27 @@ def steps_vs_fraction(sweep_dir: Path, out: Path) -> Path:
 def best_val_vs_fraction(sweep_dir: Path, out: Path, title="Best validation accuracy within the budget") -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for label, by_frac in sorted(_by_line_and_fraction(find_runs(sweep_dir)).items()):
+    for i, (label, by_frac) in enumerate(sorted(_by_line_and_fraction(find_runs(sweep_dir)).items())):
         xs = sorted(by_frac)
         ys = [statistics.mean(r["summary"]["best_val_acc"] for r in by_frac[f]) for f in xs]
-        ax.plot(xs, ys, marker="o", label=label)
+        ax.plot(xs, ys, label=label, **line_style(i))
     ax.set(xlabel="training data fraction", ylabel="best validation accuracy (mean over seeds)",
            ylim=(-0.02, 1.02), title=title)
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7)
     return _save(fig, Path(out))
+
+
+# Config keys that make a run an intervention of Figure 2 (left): how it is optimized or regularized.
+INTERVENTION_KEYS = ("optimizer.", "model.dropout", "model.init_scale", "training.batch_size")
+
+
+def varied_interventions(runs: list[dict]) -> list[str]:
+    """The optimizer and regularization keys whose values differ across ``runs``."""
+    flats = [_flat(r["config"]) for r in runs]
+    return sorted(k for k in set().union(*flats) if k.startswith(INTERVENTION_KEYS)
+                  and len({json.dumps(f.get(k)) for f in flats}) > 1)
 
 
 def interventions(sweep_dir: Path, out: Path) -> Path:
@@ -174,10 +229,7 @@ def seed_curves(sweep_dir: Path, out: Path) -> Path:
     """Every seed's validation accuracy, a panel per setting (seeds share a panel's axes)."""
     from .experiment import DROP, replay
 
-    runs = find_runs(sweep_dir)
-    panels: dict[str, list[dict]] = {}
-    for run, label in zip(runs, line_labels(runs, ignore=("training.seed",))):
-        panels.setdefault(label, []).append(run)
+    panels = _groups(find_runs(sweep_dir))
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), sharey=True,
                              squeeze=False, constrained_layout=True)
@@ -191,7 +243,7 @@ def seed_curves(sweep_dir: Path, out: Path) -> Path:
                     label=f"seed {run['config']['training']['seed']}")
         ax.axhline(DROP, color="grey", linestyle=":", linewidth=1)
         ax.set(xlabel="optimization steps", ylim=(-0.02, 1.02),
-               title=f"{label}\ndrops below {DROP} after val 99%: {', '.join(drops)}")
+               title=f"{wrap(label)}\ndrops below {DROP} after val 99%: {', '.join(drops)}")
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy")
@@ -217,41 +269,58 @@ def key_frequency(rows: np.ndarray) -> int:
     return int(np.argmax(norms)) + 1
 
 
-def embedding_pca(run_dir: Path, out: Path) -> Path:
-    """First two principal components of the operand embedding rows (MLP: 'embed').
+def _embedding_panel(fig, ax, run: dict, title: str) -> None:
+    """First two principal components of the operand embedding rows ('embed').
 
-    For a modular operation the points are coloured by k*x mod p, k the key frequency: on a
-    circle of frequency k, residue x sits at angle 2 pi k x / p, so this colouring runs around it.
+    For a modular operation the points are coloured by k*x mod p, k the key frequency: on a circle
+    of frequency k, residue x sits at angle 2 pi k x / p, so this colouring runs around it. A run
+    that never generalized has no circle to find; it is coloured by x and says so.
     """
-    run_dir = Path(run_dir)
-    ckpt = run_dir / CHECKPOINT
-    if not ckpt.exists():
-        raise ConfigError(f"{str(run_dir)!r} has no {CHECKPOINT} with the final parameters")
-    with np.load(ckpt, allow_pickle=False) as data:
+    with np.load(run["dir"] / CHECKPOINT, allow_pickle=False) as data:
         embed = np.asarray(data["param.embed"], dtype=np.float64)
-    config = json.loads((run_dir / "config.json").read_text())
-    modular = "." not in config["task"]["operation"]
-    n = config["task"]["p"] if modular else len(embed)
+    task = run["config"]["task"]
+    modular = "." not in task["operation"]
+    n = task["p"] if modular else len(embed)
     embed = embed[:n]  # the transformer's vocabulary also holds 'op' and '='
     xy, explained = principal_components(embed, with_share=True)
-    if modular:
+    generalized = run["summary"].get("grokked", True)
+    if modular and generalized:
         k = key_frequency(embed)
         colour, label = k * np.arange(n) % n, f"{k} * x mod {n}  (key frequency k = {k})"
     else:
-        colour, label = np.arange(n), "element"
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="hsv", s=18)
+        colour, label = np.arange(n), "x" if modular else "element"
+        if not generalized:
+            title += "\nnever reached val 99%: no circle to expect"
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="hsv", s=14)
     fig.colorbar(points, ax=ax, label=label)
-    ax.set(xlabel=f"PC1 ({explained[0]:.0%} of variance)", ylabel=f"PC2 ({explained[1]:.0%})",
-           title=f"Operand embeddings, {config['task']['operation']}")
+    ax.set(xlabel=f"PC1 ({explained[0]:.0%} of variance)", ylabel=f"PC2 ({explained[1]:.0%})")
+    ax.set_title(title, fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
+
+
+def embedding_pca(source, out: Path) -> Path:
+    """The embedding PCA of a run; for a sweep, a panel per setting, from its lowest seed (named)."""
+    runs = find_runs(source)
+    for run in runs:
+        if not (run["dir"] / CHECKPOINT).exists():
+            raise ConfigError(f"{str(run['dir'])!r} has no {CHECKPOINT} with the final parameters")
+    if len(runs) == 1:
+        fig, axes = _panels(1, 5.5, 5)
+        _embedding_panel(fig, axes[0], runs[0], f"Operand embeddings, {runs[0]['config']['task']['operation']}")
+        return _save(fig, Path(out))
+    groups = _groups(runs)
+    fig, axes = _panels(len(groups), 4.6, 4.2)
+    for ax, (label, group) in zip(axes, groups.items()):
+        run = min(group, key=lambda r: r["config"]["training"]["seed"])
+        _embedding_panel(fig, ax, run, wrap(f"{label}, seed {run['config']['training']['seed']}"))
     return _save(fig, Path(out))
 
 
-def draw(source: Path, out_dir: Path, which=FIGURES) -> list[Path]:
-    """Draw the figures named in ``which`` that ``source`` (a run or a sweep) supports."""
+def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
+    """Draw the figures named in ``which`` that ``source`` (a run or a sweep) supports; ``note``
+    (default: stderr) hears of each one left out and why."""
     source, out_dir = Path(source), Path(out_dir)
+    note = note or (lambda line: print(f"make_figures: {line}", file=sys.stderr))
     unknown = [w for w in which if w not in FIGURES]
     if unknown:
         raise ConfigError(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
@@ -261,11 +330,19 @@ def draw(source: Path, out_dir: Path, which=FIGURES) -> list[Path]:
     made = []
     for name in which:
         if name == "curves":
-            made.append(accuracy_curves(runs[0]["dir"], out_dir / "fig1_accuracy.png"))
+            made.append(accuracy_curves(source, out_dir / "fig1_accuracy.png"))
         elif name == "embeddings":
-            if (runs[0]["dir"] / CHECKPOINT).exists():
-                made.append(embedding_pca(runs[0]["dir"], out_dir / "embeddings_pca.png"))
-        elif not single:
+            missing = [r for r in runs if not (r["dir"] / CHECKPOINT).exists()]
+            if missing:
+                note(f"embeddings: skipped, {str(missing[0]['dir'])!r} has no {CHECKPOINT}")
+            else:
+                made.append(embedding_pca(source, out_dir / "embeddings_pca.png"))
+        elif single:
+            note(f"{name}: skipped, it compares runs and {str(source)!r} holds one")
+        elif name == "interventions" and not varied_interventions(runs):
+            note("interventions: skipped, the sweep varies no optimizer or regularization setting "
+                 f"({', '.join(INTERVENTION_KEYS)})")
+        else:
             fn = {"fraction": steps_vs_fraction, "best": best_val_vs_fraction,
                   "interventions": interventions, "seeds": seed_curves}[name]
             made.append(fn(source, out_dir / f"{name}.png"))

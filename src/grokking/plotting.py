@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
+
+# Styles cycled over the lines of one axes, each thinner than the last, so that lines which
+# coincide (two interventions that change nothing) stay visible one inside the other.
+LINE_STYLES = [dict(linestyle=ls, marker=m) for ls, m in zip(["-", "--", "-.", ":"] * 3, "osD^vP*Xh<>p")]
+
+
+def line_style(i: int) -> dict:
+    return {**LINE_STYLES[i % len(LINE_STYLES)], "linewidth": max(3.0 - 0.4 * i, 1.0),
+            "markersize": max(7.0 - 0.8 * i, 3.0)}
+
+
+def wrap(text: str, width: int = 44) -> str:
+    """Break a long label (a sweep group such as 'preset key=v key=v', a grid point 'key=v,key=v')
+    after its spaces, '/' and ',' so that a title stays inside its panel."""
+    lines, line = [], ""
+    for piece in re.findall(r"[^/, ]+[/, ]*", text) or [text]:
+        if line and len(line) + len(piece.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += piece
+    return "\n".join([*lines, line.rstrip()])
 
 
 def read_metrics(path: Path) -> dict[str, list[float]]:

@@ -469,20 +469,33 @@ def _draw_sweep_curves(out: Path, specs: list[RunSpec], rows: list[dict]) -> Non
 def plot_sweep_curves(png: Path, specs: list[RunSpec], rows: list[dict]) -> None:
     """Per preset, the median train and validation accuracy across seeds with a band from the
     25th to the 75th percentile, on a log x-axis. A diverged run counts until it stopped."""
+    fig = sweep_curves_figure(specs, rows)
+    if fig is None:
+        return
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    write_atomic(png, buf.getvalue())
+
+
+def sweep_curves_figure(specs: list[RunSpec], rows: list[dict]):
+    """The figure of ``plot_sweep_curves``, or None when no run has metrics."""
     import numpy as np
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import read_metrics
+    from .plotting import read_metrics, wrap
 
     runs: dict[str, list[dict]] = {}
     for spec, row in zip(specs, rows):
         if row["status"] in RAN and (spec.out / "metrics.csv").exists():
             runs.setdefault(spec.group, []).append(read_metrics(spec.out / "metrics.csv"))
     if not runs:
-        return
+        return None
     cols = min(len(runs), 2)
     nrows = math.ceil(len(runs) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5.5 * cols, 3.8 * nrows), squeeze=False,
@@ -503,12 +516,9 @@ def plot_sweep_curves(png: Path, specs: list[RunSpec], rows: list[dict]) -> None
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("optimization step")
         ax.set_ylabel("accuracy")
-        ax.set_title(f"{preset}: {len(metrics)} seeds, band 25-75%", fontsize=10)
+        ax.set_title(wrap(f"{preset}: {len(metrics)} seeds, band 25-75%", 60), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(png, buf.getvalue())
+    return fig
