@@ -179,3 +179,19 @@ def make_figures_main(argv=None) -> int:
     for path in made:
         print(path)
     return 0
+
+
+def make_report_main(argv=None) -> int:
+    from .report import make_report
+
+    prog = "make_report"
+    p = _Parser(prog=prog, description="Write one self-contained HTML report of a run or sweep directory.")
+    p.add_argument("source", help="a run directory or a sweep directory")
+    p.add_argument("--out", help="the HTML file to write (default: <source>/report.html)")
+    args = p.parse_args(argv)
+    try:
+        path = make_report(Path(args.source), args.out)
+    except ConfigError as err:
+        return _fail(prog, err)
+    print(path)
+    return 0

@@ -116,8 +116,14 @@ def _panels(n: int, width: float, height: float, cols: int = 3):
     plt = _plt()
     cols = min(n, cols)
     rows = math.ceil(n / cols)
+    # constrained_layout takes a minute for 25 panels; past a few, fixed margins sized for a
+    # three-line title and the axis labels do as well
+    few = n <= 6
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
-                             constrained_layout=True)
+                             constrained_layout=few)
+    if not few:
+        fig.subplots_adjust(left=0.8 / (width * cols), right=1 - 0.3 / (width * cols), wspace=0.35,
+                            top=1 - 0.7 / (height * rows), bottom=0.6 / (height * rows), hspace=0.75)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return fig, list(axes.flat)[:n]
@@ -230,10 +236,8 @@ def seed_curves(sweep_dir: Path, out: Path) -> Path:
     from .experiment import DROP, replay
 
     panels = _groups(find_runs(sweep_dir))
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), sharey=True,
-                             squeeze=False, constrained_layout=True)
-    for ax, (label, group) in zip(axes[0], panels.items()):
+    fig, axes = _panels(len(panels), 4.5, 3.6, cols=4)
+    for ax, (label, group) in zip(axes, panels.items()):
         drops = []
         for run in group:
             m = read_metrics(run["dir"] / "metrics.csv")
@@ -245,9 +249,9 @@ def seed_curves(sweep_dir: Path, out: Path) -> Path:
         ax.set(xlabel="optimization steps", ylim=(-0.02, 1.02),
                title=f"{wrap(label)}\ndrops below {DROP} after val 99%: {', '.join(drops)}")
         ax.title.set_fontsize(9)
+        ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation accuracy")
-    axes[0][0].legend(loc="lower right", fontsize=8)
+    axes[0].legend(loc="lower right", fontsize=8)
     return _save(fig, Path(out))
 
 
