@@ -95,7 +95,7 @@ class Report(unittest.TestCase):
         self.assertEqual(len(shared), 2)  # every seed of a setting, one chart per setting
         for spec in shared:
             names = [se["name"] for se in spec["series"]]
-            self.assertEqual(names, ["val quartiles", "train, seed 0", "val, seed 0", "train, seed 1", "val, seed 1"])
+            self.assertEqual(names, ["val median, band: quartiles", "train, seed 0", "val, seed 0", "train, seed 1", "val, seed 1"])
             band = spec["series"][0]
             last = sorted([spec["series"][2]["y"][-1], spec["series"][4]["y"][-1]])
             self.assertEqual([band["lo"][-1], band["y"][-1], band["hi"][-1]],
@@ -130,7 +130,7 @@ class Report(unittest.TestCase):
         test = json.loads(re.search(r"data-selftest='([^']*)'|data-selftest=\"([^\"]*)\"", r.stdout).group(2)
                           .replace("&quot;", '"'))
         self.assertTrue(test["tip"].startswith("step "), test)
-        self.assertIn("val quartiles: ", test["tip"])
+        self.assertIn("val median: ", test["tip"])
         self.assertNotEqual(test["zoomed"], test["before"])  # the drag zoomed into fewer steps
         self.assertEqual(test["reset"], test["before"])  # and the double click zoomed out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .errors import ConfigError
 
 # Every file a run writes; a directory holding any of them holds a run.
 RUN_FILES = ("config.json", "split.json", "metrics.csv", "checkpoint.npz", "summary.json", "curves.png")
+# The trackers' directories (output.loggers): replaced with the run, kept by a resume.
+TRACKER_DIRS = ("tensorboard", "wandb")
 CHECKPOINT = "checkpoint.npz"
 
 
@@ -87,5 +90,7 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     # the checkpoint next, so a half-cleared run is never resumed against missing metrics.
     for name in ("summary.json", CHECKPOINT) + RUN_FILES:
         (out / name).unlink(missing_ok=True)
+    for name in TRACKER_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
     remove_stale_temps(out)
     return out

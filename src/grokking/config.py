@@ -11,6 +11,7 @@ import typing
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .loggers import parse_loggers
 from .model import ACTIVATIONS, INITS
 from .tasks import check_task
 
@@ -75,6 +76,8 @@ class OutputConfig:
     progress: bool = _f(True, "show a progress bar while training (on a terminal)")
     checkpoint_interval: int = _f(500, "save parameters, optimizer and random state every this many "
                                   "steps and at the end (0: only at the end), for --resume")
+    loggers: str = _f("", "trackers that receive every evaluation, comma-separated: tensorboard, wandb "
+                          "(optional extras; W&B offline unless WANDB_MODE is set); empty: none")
 
 
 @dataclass
@@ -294,6 +297,7 @@ def validate(config: Config) -> Config:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+    parse_loggers(config.output.loggers)
     return config
 
 

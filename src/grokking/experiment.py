@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import __version__, rundir
+from . import __version__, loggers, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, remove_stale_temps, write_json
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
@@ -93,6 +93,7 @@ def check_run_config(config: Config) -> Config:
     if config.output.checkpoint_interval < 0:
         raise ConfigError("output.checkpoint_interval must be >= 0 (0: only at the end), "
                           f"got {config.output.checkpoint_interval}")
+    loggers.check_installed(loggers.parse_loggers(config.output.loggers))
     return config
 
 
@@ -253,6 +254,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
     done = 0
     elapsed = 0.0  # wall time of the earlier sessions of a resumed run
     ended = None  # the status a final checkpoint recorded: training is over, only the summary is left
+    tracker_id = loggers.new_run_id()
 
     if resume:
         meta, saved_params, saved_state = load_checkpoint(ckpt_path)
@@ -264,6 +266,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
         done, elapsed, eval_time = meta["step"], meta["elapsed_s"], meta["eval_time_s"]
         time_to_val_99, ended = meta["time_to_val_99_s"], meta["ended"]
         name = meta["name"]  # the run keeps the name it started with, whatever resumed it
+        tracker_id = meta.get("tracker_id") or tracker_id
         rows = truncate_metrics(out / "metrics.csv", done, METRIC_COLUMNS)
         expected = [s for s in schedule if s <= done]
         if not ended and [r["step"] for r in rows] != expected:
@@ -281,10 +284,14 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
         save_checkpoint(out / CHECKPOINT, step, params, optimizer.state_dict(), {
             "batch_order": None if batch_order is None else batch_order.state_dict(),
             "elapsed_s": elapsed + time.perf_counter() - start, "eval_time_s": eval_time,
-            "time_to_val_99_s": time_to_val_99, "ended": ended_as, "name": name})
+            "time_to_val_99_s": time_to_val_99, "ended": ended_as, "name": name,
+            "tracker_id": tracker_id})
 
     interval = config.output.checkpoint_interval
     progress = _Progress(tr.steps, config.output.progress, name)
+    seed_name = name if f"seed {tr.seed}" in name else f"{name} seed {tr.seed}"
+    trackers = loggers.Trackers.open(loggers.parse_loggers(config.output.loggers), out, seed_name,
+                                     config.to_dict(), done if resume else None, tracker_id)
     start = time.perf_counter()
     try:
         with engine_threads(threads), open(out / "metrics.csv", "a" if resume else "w", newline="",
@@ -314,6 +321,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
                            "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                            "weight_norm": weight_norm(params)}
                     metrics.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
+                    trackers.log(row)
                     diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(val_loss))
                     if record.add(row):
                         time_to_val_99 = elapsed + time.perf_counter() - start
@@ -325,9 +333,10 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
                     checkpoint(step)
             if not ended:
                 checkpoint(done, ended_as=status)  # the final parameters; a kill after this skips training
-    except OSError as err:  # write_atomic names its file; a failed row write names none
-        if err.filename is None:
+    except BaseException as err:
+        if isinstance(err, OSError) and err.filename is None:  # write_atomic names its file; a row write none
             err.filename = str(out / "metrics.csv")
+        trackers.close()
         raise
     finally:
         progress.close()
@@ -359,6 +368,10 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
         "n_val": int(len(val_idx)),
     }
     summary = {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in summary.items()}
+    try:
+        trackers.finish(summary)
+    finally:
+        trackers.close()
     if config.output.curves:
         _draw_curves(out, summary, name, log)
     write_json(out / "summary.json", summary)  # last: its presence marks a finished run

@@ -160,7 +160,7 @@ def _group_chart(label: str, group: list[dict], charts: _Charts) -> str:
         at = dict(zip(_steps(m["step"]), val))
         columns.append([at.get(s) for s in steps])
     lo, med, hi = _quartiles(columns)
-    series.insert(0, {"name": "val quartiles", "color": VAL, "x": steps, "y": med, "lo": lo, "hi": hi,
+    series.insert(0, {"name": "val median, band: quartiles", "color": VAL, "x": steps, "y": med, "lo": lo, "hi": hi,
                       "width": 2.5})
     return charts.add(f"{label}: {len(group)} seeds", series, "accuracy", ylim=[0, 1], shared="sweep")
 
@@ -379,7 +379,7 @@ REPORT_JS = r"""
       spec.series.forEach(function (se) {
         var k = -1, d = Infinity;
         se.x.forEach(function (x, i) { var dd = Math.abs(tx(Math.max(x, 1e-12)) - tx(s)); if (dd < d) { d = dd; k = i; } });
-        if (k >= 0) { best = se.x[k]; if (lines.length < 12) lines.push(se.name + ": " + fmt(se.y[k])); }
+        if (k >= 0) { best = se.x[k]; if (lines.length < 12) lines.push((se.lo ? se.name.split(",")[0] : se.name) + ": " + fmt(se.y[k])); }
       });
       if (best === null) return;
       cross.setAttribute("x1", px(best)); cross.setAttribute("x2", px(best)); cross.setAttribute("visibility", "visible");
