@@ -81,6 +81,14 @@ class Report(unittest.TestCase):
         self.assertTrue(summary["steps_to_val_99"], "the test run should generalize")
         self.assertTrue('alt="embedding PCA" src="data:image/png;base64,' in page, "no embedding figure")
 
+    def test_measures_recorded_by_a_run_get_charts(self):
+        run = temp_dir(self) / "run"
+        shutil.copytree(self.one, run)
+        (run / "measures.csv").write_text("step,gini\n1,0.25\n10,0.5\n")
+        specs = chart_specs(make_report(run).read_text())
+        gini = [s for s in specs.values() if s["title"] == "gini"]
+        self.assertEqual([(g["series"][0]["x"], g["series"][0]["y"]) for g in gini], [([1, 10], [0.25, 0.5])])
+
     def test_a_sweep_report_links_every_table_row_to_its_run(self):
         page = make_report(self.sweep).read_text()
         self.assertTrue((self.sweep / "report.html").exists())
@@ -133,6 +141,8 @@ class Report(unittest.TestCase):
         self.assertIn("val median: ", test["tip"])
         self.assertNotEqual(test["zoomed"], test["before"])  # the drag zoomed into fewer steps
         self.assertEqual(test["reset"], test["before"])  # and the double click zoomed out
+        self.assertIn("(log)", test["before"])
+        self.assertEqual(test["linear"], "optimization step")  # the button switched to a linear axis
 
         # Screenshots show the curves: the sweep's validation medians, and a run's two curves.
         import matplotlib.image

@@ -415,7 +415,10 @@ REPORT_JS = r"""
     var zoomed = ticksOf();
     div = document.querySelector(".chart"); svg = div.querySelector("svg");
     svg.dispatchEvent(new MouseEvent("dblclick", {bubbles: true}));
-    document.body.setAttribute("data-selftest", JSON.stringify({tip: tip, before: before, zoomed: zoomed, reset: ticksOf()}));
+    var reset = ticksOf();
+    div.querySelector("button").click();
+    var linear = div.querySelector("svg > text[font-size='11']").textContent;
+    document.body.setAttribute("data-selftest", JSON.stringify({tip: tip, before: before, zoomed: zoomed, reset: reset, linear: linear}));
   }
 })();
 """
