@@ -284,10 +284,6 @@ class Dask(unittest.TestCase):
         self.assertEqual(untimed({**r, "attempts": 1} for r in rows), untimed(local))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class Grid(unittest.TestCase):
     """--grid sweeps any config key; each point gets its folder, its columns and its aggregate."""
 
@@ -321,3 +317,7 @@ class Grid(unittest.TestCase):
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             self.assertIn(message, r.stderr)
             self.assertFalse(out.exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
