@@ -2,18 +2,16 @@
 
 import csv
 import json
-import tempfile
 import unittest
-from pathlib import Path
 
-from helpers import ROOT, TINY, run_script
+from helpers import ROOT, TINY, run_script, temp_dir
 
 OVERRIDES = [arg for kv in TINY for arg in ("--override", kv)]
 
 
 class RunExperimentCommand(unittest.TestCase):
     def setUp(self):
-        self.tmp = Path(tempfile.mkdtemp())
+        self.tmp = temp_dir(self)
 
     def test_tiny_run_writes_every_artifact(self):
         out = self.tmp / "run"
@@ -86,7 +84,7 @@ class RunExperimentCommand(unittest.TestCase):
 
 class RunSuiteCommand(unittest.TestCase):
     def test_tiny_sweep(self):
-        out = Path(tempfile.mkdtemp()) / "sweep"
+        out = temp_dir(self) / "sweep"
         r = run_script("run_suite.py", "--presets", "mod_add_baseline,mod_add_grokking", "--seeds", "0,1",
                        *OVERRIDES, "--no-curves", "--out", str(out))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -106,7 +104,7 @@ class RunSuiteCommand(unittest.TestCase):
         self.assertIn("median val 99%", r.stdout)
 
     def test_bad_input(self):
-        out = Path(tempfile.mkdtemp()) / "sweep"
+        out = temp_dir(self) / "sweep"
         for args, message in (((("--presets", "mod_add_grokking,nope")), "unknown preset 'nope'"),
                               (("--seeds", "0,x"), "comma-separated list of whole numbers")):
             r = run_script("run_suite.py", *args, "--out", str(out))

@@ -1,13 +1,11 @@
 import csv
 import json
-import tempfile
 import unittest
-from pathlib import Path
 
 from grokking.errors import ConfigError
 from grokking.experiment import METRIC_COLUMNS, _Record, eval_schedule, run_experiment
 
-from helpers import tiny_config
+from helpers import temp_dir, tiny_config
 
 
 def quiet(*_):
@@ -16,7 +14,7 @@ def quiet(*_):
 
 class Runs(unittest.TestCase):
     def setUp(self):
-        self.tmp = Path(tempfile.mkdtemp())
+        self.tmp = temp_dir(self)
 
     def run_tiny(self, name, *extra, **kw):
         return run_experiment(tiny_config(*extra, "output.curves=false"), self.tmp / name, log=quiet, **kw)
@@ -124,7 +122,7 @@ class Interventions(unittest.TestCase):
     """Every intervention of Power et al. Fig. 2 is a config field that changes the run, reproducibly."""
 
     def test_each_changes_the_metrics_and_repeats_byte_for_byte(self):
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
 
         def metrics(name, *extra):
             run_experiment(tiny_config(*extra, "output.curves=false"), tmp / name, log=quiet)

@@ -1,4 +1,5 @@
 import json
+import shutil
 import tempfile
 import unittest
 from pathlib import Path
@@ -11,7 +12,7 @@ from grokking.errors import ConfigError
 from grokking.experiment import replay, run_experiment
 from grokking.plotting import read_metrics
 
-from helpers import TINY, run_script, tiny_config
+from helpers import TINY, run_script, temp_dir, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -32,6 +33,10 @@ class Figures(unittest.TestCase):
                                          f"training.seed={seed}", "output.curves=false",
                                          "training.steps=60", "optimizer.lr=0.01")
                     run_experiment(config, cls.sweep / op / f"f{frac}" / f"seed_{seed}", log=quiet)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_runs_found_and_labelled_by_what_varies(self):
         runs = figures.find_runs(self.sweep)
@@ -178,7 +183,7 @@ class Figures(unittest.TestCase):
 
     def test_bad_input(self):
         with self.assertRaisesRegex(ConfigError, "no finished run"):
-            figures.find_runs(Path(tempfile.mkdtemp()))
+            figures.find_runs(temp_dir(self))
         with self.assertRaisesRegex(ConfigError, "not a directory"):
             figures.find_runs(self.tmp / "missing")
         with self.assertRaisesRegex(ConfigError, "unknown figure 'fig9'"):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -16,7 +15,7 @@ from grokking.checkpoint import load_checkpoint
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
 
-from helpers import ROOT, TINY, assert_same_run, run_script, tiny_config
+from helpers import ROOT, TINY, assert_same_run, run_script, temp_dir, tiny_config
 
 
 def quiet(*_):
@@ -37,7 +36,7 @@ def interrupt_at(step):
 
 class Resume(unittest.TestCase):
     def setUp(self):
-        self.tmp = Path(tempfile.mkdtemp())
+        self.tmp = temp_dir(self)
 
     def assertSameRun(self, a: Path, b: Path):
         assert_same_run(self, a, b)
@@ -110,7 +109,7 @@ class KillResume(unittest.TestCase):
     """The command line as a user meets it: kill -9 a run midway, then --resume it."""
 
     def test_kill_9_midway_then_resume_gives_the_same_bytes(self):
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
         steps = 16000
         args = ["--preset", "mod_add_grokking", "--no-curves"]
         for kv in [*TINY, f"training.steps={steps}", "training.eval_interval=100",
@@ -144,7 +143,7 @@ class KillResume(unittest.TestCase):
         self.assertEqual(list(killed.glob(".*.tmp")), [])
 
     def test_resume_without_a_checkpoint_is_one_line_exit_2(self):
-        out = Path(tempfile.mkdtemp()) / "none"
+        out = temp_dir(self) / "none"
         r = run_script("run_experiment.py", "--resume", "--out", str(out))
         self.assertEqual(r.returncode, 2)
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)

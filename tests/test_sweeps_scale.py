@@ -10,7 +10,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import unittest
 from pathlib import Path
 from unittest import mock
@@ -22,7 +21,7 @@ from grokking.errors import ConfigError
 from grokking.sweeps import (FAULT_ENV, Attempt, _execute, aggregate, format_table, plan_runs, quantile,
                              run_suite, train_run)
 
-from helpers import TINY, run_script
+from helpers import TINY, run_script, temp_dir
 
 PRESETS = ["mod_add_baseline", "mod_add_grokking"]
 TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
@@ -46,7 +45,7 @@ class Parallel(unittest.TestCase):
         # 2,822 training rows: large enough that a multi-threaded BLAS would split the batch sums.
         over = ["task.p=97", "model.d_embed=16", "model.d_hidden=32", "training.steps=30",
                 "training.eval_interval=10"]
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
         serial = run_suite(PRESETS, [0, 1], tmp / "serial", overrides=over, curves=False, workers=1, log=quiet)
         parallel = run_suite(PRESETS, [0, 1], tmp / "parallel", overrides=over, curves=False, workers=2,
                              log=quiet)
@@ -60,7 +59,7 @@ class Parallel(unittest.TestCase):
 
 class Idempotent(unittest.TestCase):
     def test_rerun_skips_finished_resumes_interrupted_and_trains_nothing_twice(self):
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
         over = [*TINY, "output.checkpoint_interval=10"]
         clean = run_suite(PRESETS, [0, 1], tmp / "clean", overrides=over, log=quiet)
         self.assertTrue((tmp / "clean" / "sweep_curves.png").read_bytes().startswith(b"\x89PNG"))
@@ -112,7 +111,7 @@ class Failures(unittest.TestCase):
         # seed 1 of mod_add_grokking kills its worker (os._exit) on every attempt; seed 0 of
         # mod_add_baseline raises on its first attempt only. On two workers the death also breaks
         # the run in flight beside it (2,000 steps keep it there), which must not be charged for it.
-        out = Path(tempfile.mkdtemp()) / "sweep"
+        out = temp_dir(self) / "sweep"
         faults = "mod_add_grokking/seed_1:exit,mod_add_baseline/seed_0:raise:1"
         with mock.patch.dict(os.environ, {FAULT_ENV: faults}):
             r = run_script("run_suite.py", "--presets", ",".join(PRESETS), "--seeds", "0,1",
@@ -135,7 +134,7 @@ class Failures(unittest.TestCase):
         self.assertEqual((agg["mod_add_grokking"]["runs"], agg["mod_add_grokking"]["failed"]), (2, 1))
 
     def test_final_failure_without_retries_and_divergence(self):
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
         with mock.patch.dict(os.environ, {FAULT_ENV: "mod_add_grokking/seed_0:raise"}):
             rows = run_suite(["mod_add_grokking"], [0], tmp / "raise", overrides=TINY, curves=False,
                              workers=1, retries=0, log=quiet)
@@ -150,7 +149,7 @@ class Failures(unittest.TestCase):
         self.assertIn("non-finite", rows[0]["error"])
 
     def test_bad_backend_arguments_are_one_line_exit_2_nothing_written(self):
-        out = Path(tempfile.mkdtemp()) / "sweep"
+        out = temp_dir(self) / "sweep"
         cases = {
             ("--workers", "0"): "--workers must be >= 1",
             ("--retries", "-1"): "--retries must be >= 0",
@@ -214,7 +213,7 @@ def summary_of(attempt):
 
 class SharedDeathRecovery(unittest.TestCase):
     def test_runs_beside_a_dying_one_are_not_charged(self):
-        specs = plan_runs(["mod_add_grokking"], [0, 1, 2], Path(tempfile.mkdtemp()), TINY)
+        specs = plan_runs(["mod_add_grokking"], [0, 1, 2], temp_dir(self), TINY)
         backend = SharedDeath(slots=2, culprit="mod_add_grokking/seed_1")
         rows = {}
         _execute([Attempt(s) for s in specs], backend, 1, lambda r: rows.__setitem__(r["seed"], r), quiet)
@@ -230,7 +229,7 @@ class LostResult(unittest.TestCase):
         # The race behind a rare CI failure: a run beside a dying worker finished, but the broken
         # pool failed its future. Its uncharged second try must take the finished run, not try to
         # resume it (which is refused) and be charged a retry.
-        spec = plan_runs(["mod_add_grokking"], [0], Path(tempfile.mkdtemp()), TINY)[0]
+        spec = plan_runs(["mod_add_grokking"], [0], temp_dir(self), TINY)[0]
         first = train_run(Attempt(spec))
         written = (spec.out / "metrics.csv").read_bytes(), (spec.out / "summary.json").read_bytes()
         again = train_run(Attempt(spec))
@@ -271,7 +270,7 @@ class Aggregates(unittest.TestCase):
 @unittest.skipUnless(HAS_DASK, "dask.distributed is not installed (pip install -e '.[dask]')")
 class Dask(unittest.TestCase):
     def test_local_dask_cluster_runs_the_sweep_and_survives_a_dead_worker(self):
-        tmp = Path(tempfile.mkdtemp())
+        tmp = temp_dir(self)
         local = run_suite(PRESETS, [0, 1], tmp / "local", overrides=TINY, curves=False, workers=2, log=quiet)
         # The first attempt of one run kills its Dask worker; the nanny restarts it and the retry
         # trains the run; the run beside it never notices.
@@ -288,7 +287,7 @@ class Grid(unittest.TestCase):
     """--grid sweeps any config key; each point gets its folder, its columns and its aggregate."""
 
     def test_grid_points_folders_columns_and_groups(self):
-        out = Path(tempfile.mkdtemp()) / "grid"
+        out = temp_dir(self) / "grid"
         overrides = [arg for kv in TINY + ["training.steps=20"] for arg in ("--override", kv)]
         r = run_script("run_suite.py", "--presets", "mod_add_grokking", "--seeds", "0,1",
                        "--grid", "task.train_fraction=0.3,0.6", "--grid", "task.operation=x+y,x/y",
@@ -311,7 +310,7 @@ class Grid(unittest.TestCase):
                               (["--grid", "task.train_fraction"], "section.key=v1,v2"),
                               (["--grid", "training.seed=1,2"], "--seeds"),
                               (["--grid", "task.train_fraction=0.3,1.5"], "train_fraction must be in")):
-            out = Path(tempfile.mkdtemp()) / "g"
+            out = temp_dir(self) / "g"
             r = run_script("run_suite.py", "--presets", "mod_add_grokking", *args, "--out", str(out))
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
