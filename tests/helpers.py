@@ -16,6 +16,10 @@ TINY = ["task.p=11", "model.d_embed=8", "model.d_hidden=16", "training.steps=40"
         "training.eval_interval=10", "output.progress=false"]
 
 
+def quiet(*_):
+    """A log function that prints nothing."""
+
+
 def numerical_grads(loss, params, eps=1e-6):
     """Central finite differences of loss() with respect to every entry of every parameter."""
     import numpy as np

@@ -108,8 +108,8 @@ class BadInput(unittest.TestCase):
             "training.steps=0": "steps must be >= 1",
             "task.p=96": "must be prime",
             "model.activation=gelu": "relu, quadratic, tanh",
-            "model.dtype=float16": "float32 or float64",
-            "optimizer.name=adagrad": "adamw, adam or sgd",
+            "model.dtype=float16": "one of float32, float64",
+            "optimizer.name=adagrad": "one of adamw, adam, sgd",
         }
         for override, message in cases.items():
             over = [override, "task.operation=x/y"] if "task.p" in override else [override]

@@ -5,11 +5,8 @@ import unittest
 from grokking.errors import ConfigError
 from grokking.experiment import METRIC_COLUMNS, _Record, eval_schedule, run_experiment
 
-from helpers import temp_dir, tiny_config
+from helpers import quiet, temp_dir, tiny_config
 
-
-def quiet(*_):
-    pass
 
 
 class Runs(unittest.TestCase):

@@ -7,18 +7,15 @@ from unittest import mock
 
 import numpy as np
 
-from grokking import figures
+from grokking import analysis, figures
 from grokking.errors import ConfigError
 from grokking.experiment import replay, run_experiment
 from grokking.plotting import read_metrics
 
-from helpers import TINY, run_script, temp_dir, tiny_config
+from helpers import TINY, quiet, run_script, temp_dir, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
-
-def quiet(*_):
-    pass
 
 
 class Figures(unittest.TestCase):
@@ -164,12 +161,12 @@ class Figures(unittest.TestCase):
         (run / "summary.json").write_text("{}")
         figures.embedding_pca(run, run / "pca.png")
         self.assertEqual((run / "pca.png").read_bytes()[:8], PNG)
-        xy = figures.principal_components(embed)
+        xy = analysis.principal_components(embed)
         radius = np.hypot(xy[:, 0], xy[:, 1])
         self.assertLess(radius.std() / radius.mean(), 0.02)
-        self.assertEqual(figures.key_frequency(embed), 1)
+        self.assertEqual(analysis.key_frequency(embed), 1)
         angle3 = 2 * np.pi * 3 * np.arange(p) / p  # a circle of frequency 3
-        self.assertEqual(figures.key_frequency(np.stack([np.cos(angle3), np.sin(angle3)], axis=1) @ basis.T), 3)
+        self.assertEqual(analysis.key_frequency(np.stack([np.cos(angle3), np.sin(angle3)], axis=1) @ basis.T), 3)
 
     def test_command_line(self):
         out = self.tmp / "cli"

@@ -15,14 +15,11 @@ from grokking.cli import run_experiment_main
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
 
-from helpers import temp_dir, tiny_config
+from helpers import quiet, temp_dir, tiny_config
 
 HAS_TB = all(importlib.util.find_spec(m) for m in ("tensorboardX", "tensorboard"))
 HAS_WANDB = importlib.util.find_spec("wandb") is not None
 
-
-def quiet(*_):
-    pass
 
 
 def metrics_rows(run: Path) -> list[dict]:

@@ -13,14 +13,11 @@ from grokking.experiment import run_experiment
 from grokking.report import make_report
 from grokking.sweeps import quantile, run_suite
 
-from helpers import TINY, run_script, temp_dir, tiny_config
+from helpers import TINY, quiet, run_script, temp_dir, tiny_config
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 NO_BROWSER = "no Chromium here (apt-get install chromium): the report's browser tests are skipped"
 
-
-def quiet(*_):
-    pass
 
 
 def chart_specs(page: str) -> dict:

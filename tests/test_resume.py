@@ -15,11 +15,8 @@ from grokking.checkpoint import load_checkpoint
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
 
-from helpers import ROOT, TINY, assert_same_run, run_script, temp_dir, tiny_config
+from helpers import ROOT, TINY, assert_same_run, quiet, run_script, temp_dir, tiny_config
 
-
-def quiet(*_):
-    pass
 
 
 def interrupt_at(step):

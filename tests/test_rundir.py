@@ -23,7 +23,7 @@ from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
 from grokking.sweeps import FAULT_ENV, run_suite
 
-from helpers import ROOT, TINY, assert_same_run, run_script, start_script, temp_dir, tiny_config
+from helpers import ROOT, TINY, assert_same_run, quiet, run_script, start_script, temp_dir, tiny_config
 
 LONG = [*TINY, "training.steps=100000", "training.eval_interval=100", "output.checkpoint_interval=200"]
 
@@ -31,9 +31,6 @@ LONG = [*TINY, "training.steps=100000", "training.eval_interval=100", "output.ch
 def overrides(kvs):
     return [arg for kv in kvs for arg in ("--override", kv)]
 
-
-def quiet(*_):
-    pass
 
 
 def wait_for(predicate, what, timeout=60):

@@ -21,15 +21,12 @@ from grokking.errors import ConfigError
 from grokking.sweeps import (FAULT_ENV, Attempt, _execute, aggregate, format_table, plan_runs, quantile,
                              run_suite, train_run)
 
-from helpers import TINY, run_script, temp_dir
+from helpers import TINY, quiet, run_script, temp_dir
 
 PRESETS = ["mod_add_baseline", "mod_add_grokking"]
 TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
 HAS_DASK = importlib.util.find_spec("distributed") is not None
 
-
-def quiet(*_):
-    pass
 
 
 def files(out: Path, name: str) -> dict:

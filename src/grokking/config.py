@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .loggers import parse_loggers
-from .model import ACTIVATIONS, INITS
+from .model import ACTIVATIONS, DTYPES, INITS
+from .models import MODELS
+from .optimizer import DECAY_TOWARD, OPTIMIZERS
+from .transformer import POSITIONAL
 from .tasks import check_task
 
 
@@ -266,12 +269,12 @@ def validate(config: Config) -> Config:
     check_task(t.operation, t.p, t.n)
     rules = [
         (0 < t.train_fraction < 1, f"task.train_fraction must be in (0, 1), got {t.train_fraction}"),
-        (m.type in ("mlp", "transformer"), f"model.type must be mlp or transformer, got {m.type!r}"),
+        (m.type in MODELS, f"model.type must be one of {', '.join(MODELS)}, got {m.type!r}"),
         (m.d_model >= 1 and m.n_heads >= 1 and m.d_model % m.n_heads == 0,
          f"model.n_heads must divide model.d_model, got {m.n_heads} and {m.d_model}"),
         (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
-        (m.positional in ("sinusoidal", "learned"),
-         f"model.positional must be sinusoidal or learned, got {m.positional!r}"),
+        (m.positional in POSITIONAL,
+         f"model.positional must be one of {', '.join(POSITIONAL)}, got {m.positional!r}"),
         (m.d_embed >= 1 and m.d_hidden >= 1 and m.n_layers >= 1,
          "model.d_embed, model.d_hidden and model.n_layers must be >= 1"),
         (m.activation in ACTIVATIONS,
@@ -279,9 +282,10 @@ def validate(config: Config) -> Config:
         (m.init_scale > 0, f"model.init_scale must be > 0, got {m.init_scale}"),
         (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
         (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
-        (m.dtype in ("float32", "float64"), f"model.dtype must be float32 or float64, got {m.dtype!r}"),
-        (o.name in ("adamw", "adam", "sgd"), f"optimizer.name must be adamw, adam or sgd, got {o.name!r}"),
-        (o.decay_toward in ("zero", "init"), f"optimizer.decay_toward must be zero or init, got {o.decay_toward!r}"),
+        (m.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {m.dtype!r}"),
+        (o.name in OPTIMIZERS, f"optimizer.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}"),
+        (o.decay_toward in DECAY_TOWARD,
+         f"optimizer.decay_toward must be one of {', '.join(DECAY_TOWARD)}, got {o.decay_toward!r}"),
         (o.grad_noise >= 0 and o.weight_noise >= 0, "optimizer.grad_noise and optimizer.weight_noise must be >= 0"),
         (o.lr > 0, f"optimizer.lr must be > 0, got {o.lr}"),
         (o.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {o.weight_decay}"),

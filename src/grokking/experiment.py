@@ -23,7 +23,8 @@ from .artifacts import CHECKPOINT, prepare_out_dir, remove_stale_temps, write_js
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
 from .errors import DISK_FULL, ConfigError, WriteFailed
-from .model import MLP, Batch, engine_threads, weight_norm
+from .model import Batch, engine_threads, weight_norm
+from .models import MODELS
 from .optimizer import SGD, Adam, Noise, flatten, learning_rate
 from .tasks import build_table, split_indices
 
@@ -47,15 +48,7 @@ def versions() -> dict:
 
 
 def build_model(config: Config, n_tokens: int, n_classes: int):
-    m = config.model
-    if m.type == "transformer":
-        from .transformer import Transformer
-
-        return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
-                           dropout=m.dropout, init_scale=m.init_scale, dtype=m.dtype, positional=m.positional,
-                           init=m.init, position_scale=m.position_scale)
-    return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
-               activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init)
+    return MODELS[config.model.type](config.model, n_tokens, n_classes)
 
 
 def build_optimizer(config: Config, params):
@@ -226,7 +219,6 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
     params = flatten(model.init_params(np.random.default_rng(init_seq)))  # one buffer: cheap updates
     optimizer = build_optimizer(config, params)
     noise = Noise(noise_seq, config.optimizer.grad_noise, config.optimizer.weight_noise)
-    uses_dropout = config.model.type == "transformer" and config.model.dropout > 0
     n_params = int(sum(p.size for p in params.values()))
 
     if not resume:
@@ -301,10 +293,8 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
             for step in range(done + 1, tr.steps + 1) if not ended else ():
                 lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
                 batch = fixed if full_batch else Batch(*split(batch_order.next()), table.n_tokens, model.dtype)
-                if uses_dropout:
-                    loss, _, grads = model.loss_and_grads(params, batch, _step_rng(dropout_seq, step))
-                else:
-                    loss, _, grads = model.loss_and_grads(params, batch)
+                rng = _step_rng(dropout_seq, step) if model.uses_rng else None
+                loss, _, grads = model.loss_and_grads(params, batch, rng)
                 diverged = not math.isfinite(loss)
                 if not diverged:
                     noise.perturb_grads(grads, step)

@@ -32,6 +32,7 @@ from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 INITS = ("normal", "uniform")
+DTYPES = ("float32", "float64")
 LOGIT_FLOOR = -50.0
 LOGIT_CEILING = 80.0  # e^80 * n_classes stays far below float32's maximum, 3.4e38
 # A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
@@ -341,7 +342,9 @@ class MLP:
                    np.matmul(sum_y, w1_y.T, out=out("gembed_y", embed_y.shape)))
         return loss_sum, grads, sum_x, first_y
 
-    def loss_and_grads(self, params, batch: Batch):
+    uses_rng = False  # nothing random in a step: loss_and_grads ignores its rng
+
+    def loss_and_grads(self, params, batch: Batch, rng: np.random.Generator | None = None):
         """Mean loss, None and gradients of every parameter on one batch.
 
         The None stands where the Transformer returns the batch's accuracy: the MLP's training step

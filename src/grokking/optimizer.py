@@ -16,6 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+DECAY_TOWARD = ("zero", "init")
+
+
 def learning_rate(step: int, lr: float, warmup_steps: int) -> float:
     """Rate for update number ``step`` (1-based): lr * step / warmup_steps during warmup, then lr."""
     if warmup_steps > 0 and step < warmup_steps:

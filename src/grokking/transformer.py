@@ -375,6 +375,11 @@ class Transformer:
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------
+    @property
+    def uses_rng(self) -> bool:
+        """Whether a training step draws randomness (dropout masks) from the rng it is given."""
+        return self.dropout > 0
+
     def loss_and_grads(self, params, batch: Batch, rng: np.random.Generator | None = None):
         """Mean loss, accuracy and gradients of every parameter on one batch.
 
