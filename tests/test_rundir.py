@@ -17,11 +17,11 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-from grokking import checkpoint, rundir
+from grokking import rundir
 from grokking.cli import run_experiment_main
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
-from grokking.sweeps import FAULT_ENV, run_suite
+from grokking.sweeps import FAULT_ENV, disk_full_after_first_checkpoint, run_suite
 
 from helpers import ROOT, TINY, assert_same_run, quiet, run_script, start_script, temp_dir, tiny_config
 
@@ -205,23 +205,12 @@ class TwoSweepsOneDirectory(unittest.TestCase):
 class DiskFull(unittest.TestCase):
     """Out of space: one line saying what, where and how to go on; the directory stays resumable."""
 
-    def full_after_first_checkpoint(self):
-        real, writes = checkpoint.write_atomic, []
-
-        def write_atomic(path, data):
-            writes.append(path)
-            if len(writes) > 1:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-            real(path, data)
-
-        return mock.patch.object(checkpoint, "write_atomic", write_atomic)
-
     def test_the_command_line_says_one_line_and_resume_finishes_the_same_run(self):
         tmp = temp_dir(self)
         args = ["--preset", "mod_add_grokking", "--no-curves",
                 *overrides([*TINY, "training.steps=100", "output.checkpoint_interval=20"])]
         err = io.StringIO()
-        with self.full_after_first_checkpoint(), contextlib.redirect_stderr(err):
+        with disk_full_after_first_checkpoint(), contextlib.redirect_stderr(err):
             code = run_experiment_main([*args, "--out", str(tmp / "full")])
         self.assertEqual(code, 1)
         self.assertEqual(err.getvalue().count("\n"), 1, err.getvalue())

@@ -170,9 +170,13 @@ def _injected_faults(attempt: Attempt):
                 full = True
                 continue
             raise RuntimeError(f"injected fault ({FAULT_ENV})")
-    if not full:
+    with disk_full_after_first_checkpoint() if full else contextlib.nullcontext():
         yield
-        return
+
+
+@contextlib.contextmanager
+def disk_full_after_first_checkpoint():
+    """Test hook: every checkpoint write after the first fails with ENOSPC while the block runs."""
     from . import checkpoint
 
     real, writes = checkpoint.write_atomic, []
