@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import THREADS, even_slices
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DECAY_TOWARD = ("zero", "init")
@@ -133,8 +134,11 @@ class Adam:
             g = _buffer_of(grads)
             if g is None:
                 g = np.concatenate([grads[k].ravel() for k in params])
-            self._update(self.flat, g, self._m.flat, self._v.flat, init and init.flat, self._tmp.flat,
-                         lr, step_size, denom_scale)
+            # Elementwise, so cutting the buffers into one piece per engine thread changes no bit.
+            flats = (self.flat, g, self._m.flat, self._v.flat, init and init.flat, self._tmp.flat)
+            THREADS.map(lambda piece: self._update(*(a if a is None else a[piece] for a in flats),
+                                                   lr, step_size, denom_scale),
+                        even_slices(self.flat.size, THREADS.n))
             return
         for name, p in params.items():
             self._update(p, grads[name], self.m[name], self.v[name], init and init.arrays[name],
