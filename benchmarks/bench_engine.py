@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 from grokking import resolve_config, run_experiment  # noqa: E402
 from grokking.checkpoint import BatchOrder  # noqa: E402
 from grokking.experiment import build_model, build_optimizer, eval_schedule, init_streams  # noqa: E402
-from grokking.model import Batch, engine_threads  # noqa: E402
+from grokking.engine import Batch  # noqa: E402
+from grokking.model import engine_threads  # noqa: E402
 from grokking.optimizer import flatten  # noqa: E402
 from grokking.tasks import build_table, split_indices  # noqa: E402
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,8 @@ import numpy as np  # noqa: E402
 
 from grokking import resolve_config  # noqa: E402
 from grokking.experiment import build_model, build_optimizer, init_streams  # noqa: E402
-from grokking.model import Batch, engine_threads  # noqa: E402
+from grokking.engine import Batch  # noqa: E402
+from grokking.model import engine_threads  # noqa: E402
 from grokking.optimizer import flatten, learning_rate  # noqa: E402
 from grokking.tasks import build_table, split_indices  # noqa: E402
 

@@ -2,9 +2,9 @@ import unittest
 
 import numpy as np
 
-from grokking.model import (ACTIVATIONS, BLOCK_ROWS, CHUNK_ROWS, MLP, Batch, answer_shifted_cross_entropy,
-                            draw_weight, engine_threads, reference_loss_and_grads, softmax_cross_entropy,
-                            weight_norm)
+from grokking.engine import CHUNK_ROWS, Batch, softmax_cross_entropy
+from grokking.model import (ACTIVATIONS, BLOCK_ROWS, MLP, answer_shifted_cross_entropy, draw_weight,
+                            engine_threads, mlp_chunks, reference_loss_and_grads, weight_norm)
 
 from helpers import numerical_grads
 
@@ -64,11 +64,11 @@ class FastPathMatchesReference(unittest.TestCase):
         x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
         x[x == 3] = 4
         batch = Batch(x, y, labels, 13, "float64")
-        self.assertEqual(len(batch.chunks), 4)
-        rows = sorted(zip(*(np.concatenate([getattr(c, k) for c in batch.chunks]).tolist()
+        self.assertEqual(len(mlp_chunks(batch)), 4)
+        rows = sorted(zip(*(np.concatenate([getattr(c, k) for c in mlp_chunks(batch)]).tolist()
                             for k in ("x", "y", "labels"))))
         self.assertEqual(rows, sorted(zip(x.tolist(), y.tolist(), labels.tolist())))  # a partition
-        for c in batch.chunks:
+        for c in mlp_chunks(batch):
             self.assertTrue(np.all((c.y >= c.y_tokens.start) & (c.y < c.y_tokens.stop)))  # its y block
             self.assertTrue(np.all(np.diff(c.x) >= 0))  # sorted by x
             # The x groups tile the tokens and the rows in order, each one-hot marking its rows' x.

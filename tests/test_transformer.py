@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from grokking.experiment import run_experiment
-from grokking.model import Batch, engine_threads
+from grokking.engine import Batch
+from grokking.model import engine_threads
 from grokking.optimizer import AdamW
 from grokking.transformer import SUFFIX_ROWS, Transformer, _chunks
 
@@ -139,7 +140,8 @@ class MatchesPyTorch(unittest.TestCase):
                 "--steps", "40", "--every", "20", "--out", str(out), "--override", "task.p=11",
                 "--override", "model.d_model=16", "--override", "model.n_heads=2",
                 "--override", "training.batch_size=16"])
-            rows = list(csv.DictReader(out.open()))
+            with out.open() as fh:
+                rows = list(csv.DictReader(fh))
         self.assertEqual(code, 0)
         self.assertEqual(len(rows), 40)
         for row in rows:

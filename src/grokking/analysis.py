@@ -1,9 +1,17 @@
-"""Analysis of trained weights, shared by the figures and the progress measures: principal
-components, and the Fourier structure that modular tasks learn (Nanda et al. 2023)."""
+"""Analysis of trained weights and logits, shared by the progress measures and the figures:
+principal components, and the Fourier structure that modular tasks learn (Nanda et al. 2023).
+
+Fourier basis over Z_p (Nanda et al.): the constant 1/sqrt(p), then cos(w_k x) and sin(w_k x)
+normalized to unit norm, w_k = 2 pi k / p, k = 1..p//2. The norm of frequency k of an array
+whose rows are indexed by x is the norm of its cos and sin components together, over all columns.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+KEY_SHARE = 0.9  # the key frequencies are the fewest that carry this share of the squared norm
+MAX_KEYS = 8  # ... and at most this many are kept for the restricted and excluded losses
 
 
 def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False):
@@ -14,11 +22,63 @@ def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False)
     return (projected, sing[:k] ** 2 / np.sum(sing ** 2)) if with_share else projected
 
 
-def key_frequency(rows: np.ndarray) -> int:
-    """The frequency k in 1..p//2 whose Fourier component cos/sin(2 pi k x / p) carries the most
-    of the embedding rows' norm (Nanda et al. 2023): the circle a modular task learns."""
+def frequency_norms(rows: np.ndarray) -> np.ndarray:
+    """Norm of each frequency k = 1..p//2 of ``rows`` (p rows indexed by x), in the unit-norm
+    Fourier basis; the constant component is left out."""
     p = len(rows)
-    x = np.arange(p)
-    centered = rows - rows.mean(axis=0)
-    norms = [np.linalg.norm(np.exp(-2j * np.pi * k * x / p) @ centered) for k in range(1, p // 2 + 1)]
-    return int(np.argmax(norms)) + 1
+    spectrum = np.fft.rfft(np.asarray(rows, dtype=np.float64), axis=0)[1:p // 2 + 1]
+    # |rfft_k| is the norm of (sum cos, sum sin); the unit-norm basis vectors are those over sqrt(p/2)
+    # (over sqrt(p) for k = p/2 of an even p, whose sine vanishes).
+    scale = np.full(len(spectrum), np.sqrt(2.0 / p))
+    if p % 2 == 0:
+        scale[-1] = np.sqrt(1.0 / p)
+    return np.sqrt((np.abs(spectrum) ** 2).sum(axis=1)) * scale
+
+
+def key_frequency(rows: np.ndarray) -> int:
+    """The frequency whose component carries the most of the rows' norm: the circle a modular task
+    learns."""
+    return int(np.argmax(frequency_norms(rows))) + 1
+
+
+def key_frequencies(norms: np.ndarray, share: float = KEY_SHARE) -> np.ndarray:
+    """The fewest frequencies (1-based, strongest first) whose squared norms carry ``share`` of the
+    total."""
+    order = np.argsort(-norms, kind="stable")
+    energy = np.cumsum(norms[order] ** 2)
+    count = int(np.searchsorted(energy, share * energy[-1])) + 1 if energy[-1] > 0 else len(norms)
+    return order[:min(count, len(norms))] + 1
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values: 0 when all are equal, near 1 when one holds all."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    n, total = len(v), v.sum()
+    if total <= 0:
+        return 0.0
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * v) / (n * total))
+
+
+def fourier_components(logits: np.ndarray, u: np.ndarray, p: int, keys) -> np.ndarray:
+    """The part of ``logits`` (one row per pair of the whole table, one column per class) that is a
+    function of u = a + b or a - b mod p (``u``: each row's value) at the frequencies ``keys``: the
+    cos(w_k u) and sin(w_k u) components of each class's logits over the p^2 pairs, as (p, classes),
+    one row per value of u.
+
+    Every value of u occurs p times in the table, so projecting a class's logits on a function of u
+    is projecting their mean per value of u (``means``) on it, over Z_p.
+    """
+    means = np.zeros((p, logits.shape[1]))
+    np.add.at(means, u, logits)
+    means /= np.bincount(u, minlength=p)[:, None]
+    spectrum = np.fft.rfft(means, axis=0)
+    kept = np.zeros_like(spectrum)
+    kept[keys] = spectrum[keys]
+    return np.fft.irfft(kept, n=p, axis=0)
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax cross-entropy in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))

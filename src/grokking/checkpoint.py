@@ -125,13 +125,19 @@ def check_resumable(out: Path, config_tree: dict) -> Path:
     return ckpt
 
 
-def truncate_metrics(path: Path, step: int, columns) -> list[dict]:
-    """Cut metrics.csv back to its header and the rows at or before ``step``; return those rows.
+def truncate_metrics(path: Path, step: int, columns=None) -> list[dict]:
+    """Cut metrics.csv (or measures.csv) back to its header and the rows at or before ``step``;
+    return those rows. ``columns`` is the header the file must have; None takes the file's own (an
+    empty file, which no evaluation reached, stays empty).
 
     The rows are rewritten atomically; a line a kill left half-written is dropped with the rest.
     """
     with open(path, encoding="utf-8", newline="") as fh:
         lines = fh.read().split("\n")
+    if columns is None:
+        if lines == [""]:
+            return []
+        columns = lines[0].split(",")
     header = ",".join(columns)
     if not lines or lines[0] != header:
         raise ConfigError(f"--resume: {str(path)!r} does not start with the header {header!r}")

@@ -7,11 +7,13 @@ Every field carries a one-line help text; unknown keys fail with the closest val
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .loggers import parse_loggers
+from .measures import parse_measures
 from .model import ACTIVATIONS, DTYPES, INITS
 from .models import MODELS
 from .optimizer import DECAY_TOWARD, OPTIMIZERS
@@ -81,6 +83,9 @@ class OutputConfig:
                                   "steps and at the end (0: only at the end), for --resume")
     loggers: str = _f("", "trackers that receive every evaluation, comma-separated: tensorboard, wandb "
                           "(optional extras; W&B offline unless WANDB_MODE is set); empty: none")
+    measures: str = _f("", "progress measures written to measures.csv at every evaluation, comma-separated: "
+                           "fourier, circuit, norms, logit_scale, softmax_collapse, or all (those that "
+                           "apply to the task); empty: none")
 
 
 @dataclass
@@ -266,6 +271,11 @@ def load_config_file(path) -> dict:
 def validate(config: Config) -> Config:
     """Raise ConfigError for values no run can use; return the config for chaining."""
     t, m, o, tr = config.task, config.model, config.optimizer, config.training
+    for section in SECTIONS:  # inf and nan pass every comparison below that they should fail
+        for key, tp in _SECTION_TYPES[section].items():
+            value = getattr(getattr(config, section), key)
+            if tp is float and not math.isfinite(value):
+                raise ConfigError(f"{section}.{key} must be a finite number, got {value}")
     check_task(t.operation, t.p, t.n)
     rules = [
         (0 < t.train_fraction < 1, f"task.train_fraction must be in (0, 1), got {t.train_fraction}"),
@@ -297,11 +307,14 @@ def validate(config: Config) -> Config:
         (tr.batch_size >= 0, f"training.batch_size must be >= 0 (0 means full batch), got {tr.batch_size}"),
         (tr.eval_interval >= 1, f"training.eval_interval must be >= 1, got {tr.eval_interval}"),
         (tr.seed >= 0, f"training.seed must be >= 0, got {tr.seed}"),
+        (config.output.checkpoint_interval >= 0, "output.checkpoint_interval must be >= 0 (0: only at "
+                                                 f"the end), got {config.output.checkpoint_interval}"),
     ]
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
     parse_loggers(config.output.loggers)
+    parse_measures(config.output.measures, t)
     return config
 
 

@@ -19,14 +19,18 @@ from typing import NamedTuple
 import numpy as np
 
 from . import __version__, loggers, rundir
-from .artifacts import CHECKPOINT, prepare_out_dir, remove_stale_temps, write_json
+from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_stale_temps, write_json
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
 from .errors import DISK_FULL, ConfigError, WriteFailed
-from .model import Batch, engine_threads, weight_norm
+from .engine import Batch
+from .model import engine_threads, weight_norm
+from .measures import MEASURES_CSV, Context, parse_measures
+from .measures import evaluate as evaluate_measures
 from .models import MODELS
-from .optimizer import SGD, Adam, Noise, flatten, learning_rate
+from .optimizer import SGD, Adam, flatten, learning_rate
 from .tasks import build_table, split_indices
+from .transforms import Transforms, WeightNoise
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
 THRESHOLD = 0.99  # "steps until 99% accuracy", the paper's metric (Power et al. Sec. 3.1.1)
@@ -81,11 +85,8 @@ def _step_rng(seq: np.random.SeedSequence, step: int) -> np.random.Generator:
 
 
 def check_run_config(config: Config) -> Config:
-    """validate() plus the rules of the keys only the run loop reads."""
+    """validate() plus what this machine must have for the run: the chosen trackers' packages."""
     validate(config)
-    if config.output.checkpoint_interval < 0:
-        raise ConfigError("output.checkpoint_interval must be >= 0 (0: only at the end), "
-                          f"got {config.output.checkpoint_interval}")
     loggers.check_installed(loggers.parse_loggers(config.output.loggers))
     return config
 
@@ -204,169 +205,233 @@ def _write_failure(out: Path, err: OSError) -> str:
 
 
 def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool) -> dict:
-    t, tr = config.task, config.training
-    table = build_table(t.operation, t.p, t.n)
     if resume:
         ckpt_path = check_resumable(out, config.to_dict())
+        _check_same_measures(out, config)
         remove_stale_temps(out)
         (out / "curves.png").unlink(missing_ok=True)  # redrawn at the end, or not at all
     else:
         prepare_out_dir(out, force)
-
-    split_seq, init_seq, batch_seq, noise_seq, dropout_seq = init_streams(tr.seed)
-    train_idx, val_idx = split_indices(len(table), t.train_fraction, np.random.default_rng(split_seq))
-    model = build_model(config, table.n_tokens, table.n_classes)
-    params = flatten(model.init_params(np.random.default_rng(init_seq)))  # one buffer: cheap updates
-    optimizer = build_optimizer(config, params)
-    noise = Noise(noise_seq, config.optimizer.grad_noise, config.optimizer.weight_noise)
-    n_params = int(sum(p.size for p in params.values()))
-
-    if not resume:
-        write_json(out / "config.json", {**config.to_dict(), "meta": versions()})
-        write_json(out / "split.json", {
-            "rows": "row-major over (x, y); see grokking.tasks.build_table",
-            "train": train_idx.tolist(), "val": val_idx.tolist()})
-
-    def split(idx):
-        return table.x[idx], table.y[idx], table.labels[idx]
-
-    train_rows, val_rows = split(train_idx), split(val_idx)
-    full_batch = tr.batch_size == 0 or tr.batch_size >= len(train_idx)
-    if full_batch:
-        fixed = Batch(*train_rows, table.n_tokens, model.dtype)  # one-hot built once per run
-    batch_order = None if full_batch else BatchOrder(train_idx, tr.batch_size,
-                                                     np.random.default_rng(batch_seq))
-
-    schedule = eval_schedule(tr.steps, tr.eval_interval)
-    next_eval = 0
-    status = "completed"
-    record = _Record()
-    time_to_val_99 = None
-    eval_time = 0.0
-    done = 0
-    elapsed = 0.0  # wall time of the earlier sessions of a resumed run
-    ended = None  # the status a final checkpoint recorded: training is over, only the summary is left
-    tracker_id = loggers.new_run_id()
-
+    run = _Run(config, out, name)
     if resume:
-        meta, saved_params, saved_state = load_checkpoint(ckpt_path)
-        for key, value in saved_params.items():
-            params[key][...] = value
-        optimizer.load_state_dict(saved_state)
-        if batch_order is not None:
-            batch_order.load_state_dict(meta["batch_order"])
-        done, elapsed, eval_time = meta["step"], meta["elapsed_s"], meta["eval_time_s"]
-        time_to_val_99, ended = meta["time_to_val_99_s"], meta["ended"]
-        name = meta["name"]  # the run keeps the name it started with, whatever resumed it
-        tracker_id = meta.get("tracker_id") or tracker_id
-        rows = truncate_metrics(out / "metrics.csv", done, METRIC_COLUMNS)
-        expected = [s for s in schedule if s <= done]
-        if not ended and [r["step"] for r in rows] != expected:
-            raise ConfigError(f"--resume: {str(out / 'metrics.csv')!r} lacks rows the checkpoint at "
-                              f"step {done} expects; start the run again with --force")
-        for row in rows:  # the running values, exactly as the uninterrupted run had them here
-            record.add(row)
-        next_eval = len(expected)
-        status = ended or status
-
-    def checkpoint(step: int, ended_as=None) -> None:
-        # Every row up to this step must be on disk before a checkpoint says the run got this far.
-        metrics.flush()
-        os.fsync(metrics.fileno())
-        save_checkpoint(out / CHECKPOINT, step, params, optimizer.state_dict(), {
-            "batch_order": None if batch_order is None else batch_order.state_dict(),
-            "elapsed_s": elapsed + time.perf_counter() - start, "eval_time_s": eval_time,
-            "time_to_val_99_s": time_to_val_99, "ended": ended_as, "name": name,
-            "tracker_id": tracker_id})
-
-    interval = config.output.checkpoint_interval
-    progress = _Progress(tr.steps, config.output.progress, name)
-    seed_name = name if f"seed {tr.seed}" in name else f"{name} seed {tr.seed}"
-    trackers = loggers.Trackers.open(loggers.parse_loggers(config.output.loggers), out, seed_name,
-                                     config.to_dict(), done if resume else None, tracker_id)
-    start = time.perf_counter()
-    try:
-        with engine_threads(threads), open(out / "metrics.csv", "a" if resume else "w", newline="",
-                                           buffering=1) as metrics:
-            if not resume:
-                metrics.write(",".join(METRIC_COLUMNS) + "\n")
-            for step in range(done + 1, tr.steps + 1) if not ended else ():
-                lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
-                batch = fixed if full_batch else Batch(*split(batch_order.next()), table.n_tokens, model.dtype)
-                rng = _step_rng(dropout_seq, step) if model.uses_rng else None
-                loss, _, grads = model.loss_and_grads(params, batch, rng)
-                diverged = not math.isfinite(loss)
-                if not diverged:
-                    noise.perturb_grads(grads, step)
-                    optimizer.step(params, grads, lr)
-                    noise.perturb_weights(params, step)
-                done = step
-                if diverged or step == schedule[next_eval]:
-                    next_eval += 1
-                    t0 = time.perf_counter()
-                    train_loss, train_acc = model.evaluate(params, *train_rows)
-                    val_loss, val_acc = model.evaluate(params, *val_rows)
-                    eval_time += time.perf_counter() - t0
-                    row = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
-                           "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-                           "weight_norm": weight_norm(params)}
-                    metrics.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
-                    trackers.log(row)
-                    diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(val_loss))
-                    if record.add(row):
-                        time_to_val_99 = elapsed + time.perf_counter() - start
-                    progress.update(step, train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
-                if diverged:
-                    status = "diverged"
-                    break
-                if interval and step % interval == 0 and step < tr.steps:
-                    checkpoint(step)
-            if not ended:
-                checkpoint(done, ended_as=status)  # the final parameters; a kill after this skips training
-    except BaseException as err:
-        if isinstance(err, OSError) and err.filename is None:  # write_atomic names its file; a row write none
-            err.filename = str(out / "metrics.csv")
-        trackers.close()
-        raise
-    finally:
-        progress.close()
-    wall = elapsed + time.perf_counter() - start
-
-    s99, v99 = record.first99["train"], record.first99["val"]
-    last, best = record.last, record.best
-    summary = {
-        "name": name,
-        "status": status,
-        "steps": done,
-        "final_train_acc": last["train_acc"], "final_val_acc": last["val_acc"],
-        "final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],
-        "best_train_acc": best["train_acc"], "best_val_acc": best["val_acc"],
-        "best_train_loss": _finite_or_none(best["train_loss"]),
-        "best_val_loss": _finite_or_none(best["val_loss"]),
-        "steps_to_train_99": s99,
-        "steps_to_val_99": v99,
-        "grok_delay": v99 / s99 if s99 and v99 else None,
-        "grokked": v99 is not None,
-        "val_drops_after_99": record.drops if v99 else None,
-        "min_val_acc_after_99": record.min_val_after,
-        "time_to_val_99_s": time_to_val_99,
-        "wall_time_s": wall,
-        "eval_time_s": eval_time,
-        "steps_per_s": done / wall if wall > 0 else None,
-        "n_params": n_params,
-        "n_train": int(len(train_idx)),
-        "n_val": int(len(val_idx)),
-    }
-    summary = {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in summary.items()}
-    try:
-        trackers.finish(summary)
-    finally:
-        trackers.close()
+        run.restore(ckpt_path)
+    else:
+        run.write_start()
+    summary = run.train(threads)
     if config.output.curves:
-        _draw_curves(out, summary, name, log)
+        _draw_curves(out, summary, run.name, log)
     write_json(out / "summary.json", summary)  # last: its presence marks a finished run
     log(one_line(summary))
     return summary
+
+
+def _check_same_measures(out: Path, config: Config) -> None:
+    """A resumed run's measures.csv must hold every evaluation, so its measures cannot change."""
+    stored = read_json(out / "config.json").get("output", {}).get("measures", "")
+    if stored != config.output.measures:
+        raise ConfigError(f"--resume: output.measures is {stored!r} in {str(out / 'config.json')!r} and "
+                          f"{config.output.measures!r} here; a resumed run keeps its measures")
+
+
+class _Run:
+    """One run's state: the task and its split, the model, optimizer and gradient transforms, the
+    batch order, the running record of the metrics, and the files it appends to."""
+
+    def __init__(self, config: Config, out: Path, name: str):
+        t, tr = config.task, config.training
+        self.config, self.out, self.name = config, out, name
+        self.table = build_table(t.operation, t.p, t.n)
+        self.streams = streams = init_streams(tr.seed)
+        self.train_idx, self.val_idx = split_indices(len(self.table), t.train_fraction,
+                                                     np.random.default_rng(streams.split))
+        self.model = build_model(config, self.table.n_tokens, self.table.n_classes)
+        self.params = flatten(self.model.init_params(np.random.default_rng(streams.init)))  # cheap updates
+        self.optimizer = build_optimizer(config, self.params)
+        self.transforms = Transforms(config, streams.noise)
+        self.weight_noise = WeightNoise(streams.noise, config.optimizer.weight_noise)
+        self.train_rows, self.val_rows = self._rows(self.train_idx), self._rows(self.val_idx)
+        self.full_batch = tr.batch_size == 0 or tr.batch_size >= len(self.train_idx)
+        self.fixed = Batch(*self.train_rows, self.table.n_tokens, self.model.dtype) if self.full_batch else None
+        self.batch_order = None if self.full_batch else \
+            BatchOrder(self.train_idx, tr.batch_size, np.random.default_rng(streams.batch))
+        self.measures = parse_measures(config.output.measures, t)
+        self.schedule = eval_schedule(tr.steps, tr.eval_interval)
+        self.next_eval, self.done, self.status, self.ended = 0, 0, "completed", None
+        self.record = _Record()
+        self.time_to_val_99, self.eval_time, self.elapsed = None, 0.0, 0.0  # elapsed: earlier sessions
+        self.tracker_id = loggers.new_run_id()
+        self.resumed_at = None
+
+    def _rows(self, idx):
+        return self.table.x[idx], self.table.y[idx], self.table.labels[idx]
+
+    def write_start(self) -> None:
+        write_json(self.out / "config.json", {**self.config.to_dict(), "meta": versions()})
+        write_json(self.out / "split.json", {
+            "rows": "row-major over (x, y); see grokking.tasks.build_table",
+            "train": self.train_idx.tolist(), "val": self.val_idx.tolist()})
+
+    def restore(self, ckpt_path: Path) -> None:
+        """Continue from the checkpoint: parameters, optimizer and transform state, batch order, and
+        the running record replayed from the metrics rows up to its step."""
+        meta, saved_params, saved_state = load_checkpoint(ckpt_path)
+        for key, value in saved_params.items():
+            self.params[key][...] = value
+        self.optimizer.load_state_dict(saved_state)
+        self.transforms.load_state_dict(saved_state)
+        if self.batch_order is not None:
+            self.batch_order.load_state_dict(meta["batch_order"])
+        self.done, self.elapsed, self.eval_time = meta["step"], meta["elapsed_s"], meta["eval_time_s"]
+        self.time_to_val_99, self.ended = meta["time_to_val_99_s"], meta["ended"]
+        self.name = meta["name"]  # the run keeps the name it started with, whatever resumed it
+        self.tracker_id = meta.get("tracker_id") or self.tracker_id
+        rows = truncate_metrics(self.out / "metrics.csv", self.done, METRIC_COLUMNS)
+        expected = [s for s in self.schedule if s <= self.done]
+        if not self.ended and [r["step"] for r in rows] != expected:
+            raise ConfigError(f"--resume: {str(self.out / 'metrics.csv')!r} lacks rows the checkpoint at "
+                              f"step {self.done} expects; start the run again with --force")
+        if self.measures and (self.out / MEASURES_CSV).exists():
+            truncate_metrics(self.out / MEASURES_CSV, self.done)
+        for row in rows:  # the running values, exactly as the uninterrupted run had them here
+            self.record.add(row)
+        self.next_eval = len(expected)
+        self.status = self.ended or self.status
+        self.resumed_at = self.done
+
+    def checkpoint(self, step: int, ended_as=None) -> None:
+        # Every row up to this step must be on disk before a checkpoint says the run got this far.
+        for fh in self.files.values():
+            fh.flush()
+            os.fsync(fh.fileno())
+        state = {**self.optimizer.state_dict(), **self.transforms.state_dict()}
+        save_checkpoint(self.out / CHECKPOINT, step, self.params, state, {
+            "batch_order": None if self.batch_order is None else self.batch_order.state_dict(),
+            "elapsed_s": self.elapsed + time.perf_counter() - self.start, "eval_time_s": self.eval_time,
+            "time_to_val_99_s": self.time_to_val_99, "ended": ended_as, "name": self.name,
+            "tracker_id": self.tracker_id})
+
+    def step(self, step: int) -> tuple[float, bool]:
+        """One update; returns the learning rate and whether the loss diverged (then no update)."""
+        config = self.config
+        lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
+        batch = self.fixed if self.full_batch else \
+            Batch(*self._rows(self.batch_order.next()), self.table.n_tokens, self.model.dtype)
+        rng = _step_rng(self.streams.dropout, step) if self.model.uses_rng else None
+        loss, _, grads = self.model.loss_and_grads(self.params, batch, rng)
+        if not math.isfinite(loss):
+            return lr, True
+        self.transforms(grads, self.params, step)
+        self.optimizer.step(self.params, grads, lr)
+        self.weight_noise(self.params, step)
+        return lr, False
+
+    def evaluate(self, step: int, lr: float) -> dict:
+        """Both splits, one metrics row (and one measures row); returns the metrics row."""
+        t0 = time.perf_counter()
+        train_loss, train_acc = self.model.evaluate(self.params, *self.train_rows)
+        val_loss, val_acc = self.model.evaluate(self.params, *self.val_rows)
+        self.eval_time += time.perf_counter() - t0
+        row = {"step": step, "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "weight_norm": weight_norm(self.params)}
+        self.files["metrics"].write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
+        if self.measures:
+            ctx = Context(self.model, self.params, self.table, self.train_idx, self.config.task)
+            values = evaluate_measures(self.measures, ctx)
+            if self.files["measures"].tell() == 0:
+                self.files["measures"].write(",".join(["step", *values]) + "\n")
+            self.files["measures"].write(",".join([str(step), *map(_fmt, values.values())]) + "\n")
+            row = {**row, **values}
+        if self.record.add(row):
+            self.time_to_val_99 = self.elapsed + time.perf_counter() - self.start
+        return row
+
+    def _open(self, filename: str, header=None):
+        fh = open(self.out / filename, "w" if self.resumed_at is None else "a", newline="", buffering=1)
+        if header and self.resumed_at is None:
+            fh.write(header + "\n")
+        return fh
+
+    def train(self, threads) -> dict:
+        """The loop, from the first step not done to the end of the budget or a divergence; the
+        final checkpoint; the summary."""
+        config, out = self.config, self.out
+        progress = _Progress(config.training.steps, config.output.progress, self.name)
+        seed = config.training.seed
+        seed_name = self.name if f"seed {seed}" in self.name else f"{self.name} seed {seed}"
+        trackers = loggers.Trackers.open(loggers.parse_loggers(config.output.loggers), out, seed_name,
+                                         config.to_dict(), self.resumed_at, self.tracker_id)
+        self.start = time.perf_counter()
+        self.files = {}
+        try:
+            # Divergence is detected from the losses; NumPy's overflow warnings would only be noise.
+            with engine_threads(threads), np.errstate(all="ignore"):
+                self.files["metrics"] = self._open("metrics.csv", ",".join(METRIC_COLUMNS))
+                if self.measures:
+                    self.files["measures"] = self._open(MEASURES_CSV)
+                self._loop(trackers, progress)
+        except BaseException as err:
+            if isinstance(err, OSError) and err.filename is None:  # write_atomic names its file; a row write none
+                err.filename = str(out / "metrics.csv")
+            trackers.close()
+            raise
+        finally:
+            progress.close()
+            for fh in self.files.values():
+                fh.close()
+        summary = self.summary(self.elapsed + time.perf_counter() - self.start)
+        try:
+            trackers.finish(summary)
+        finally:
+            trackers.close()
+        return summary
+
+    def _loop(self, trackers, progress) -> None:
+        interval, steps = self.config.output.checkpoint_interval, self.config.training.steps
+        for step in range(self.done + 1, steps + 1) if not self.ended else ():
+            lr, diverged = self.step(step)
+            self.done = step
+            if diverged or step == self.schedule[self.next_eval]:
+                self.next_eval += 1
+                row = self.evaluate(step, lr)
+                trackers.log(row)
+                diverged = diverged or not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]))
+                progress.update(step, train_acc=f"{row['train_acc']:.3f}", val_acc=f"{row['val_acc']:.3f}")
+            if diverged:
+                self.status = "diverged"
+                break
+            if interval and step % interval == 0 and step < steps:
+                self.checkpoint(step)
+        if not self.ended:
+            self.checkpoint(self.done, ended_as=self.status)  # final parameters; a kill after this skips training
+
+    def summary(self, wall: float) -> dict:
+        record = self.record
+        s99, v99 = record.first99["train"], record.first99["val"]
+        last, best = record.last, record.best
+        summary = {
+            "name": self.name,
+            "status": self.status,
+            "steps": self.done,
+            "final_train_acc": last["train_acc"], "final_val_acc": last["val_acc"],
+            "final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],
+            "best_train_acc": best["train_acc"], "best_val_acc": best["val_acc"],
+            "best_train_loss": _finite_or_none(best["train_loss"]),
+            "best_val_loss": _finite_or_none(best["val_loss"]),
+            "steps_to_train_99": s99,
+            "steps_to_val_99": v99,
+            "grok_delay": v99 / s99 if s99 and v99 else None,
+            "grokked": v99 is not None,
+            "val_drops_after_99": record.drops if v99 else None,
+            "min_val_acc_after_99": record.min_val_after,
+            "time_to_val_99_s": self.time_to_val_99,
+            "wall_time_s": wall,
+            "eval_time_s": self.eval_time,
+            "steps_per_s": self.done / wall if wall > 0 else None,
+            "n_params": int(sum(p.size for p in self.params.values())),
+            "n_train": int(len(self.train_idx)),
+            "n_val": int(len(self.val_idx)),
+        }
+        return {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in summary.items()}
 
 
 def _finite_or_none(value):

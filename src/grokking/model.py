@@ -23,23 +23,16 @@ thread between steps. Work is done in place where the backward pass allows.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 
-from .optimizer import views
+from .engine import LOGIT_CEILING, LOGIT_FLOOR, Batch, add_in_order, eval_slices, softmax_cross_entropy, views
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 INITS = ("normal", "uniform")
 DTYPES = ("float32", "float64")
-LOGIT_FLOOR = -50.0
-LOGIT_CEILING = 80.0  # e^80 * n_classes stays far below float32's maximum, 3.4e38
 # A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
 _EXP_CEILING = 0.5 * float(np.exp(LOGIT_CEILING))
-# Rows per chunk of work. Fixed, not derived from the core count, so that a run gives the same bytes
-# on one thread or many: chunks are summed in the same order whichever thread computed them.
-CHUNK_ROWS = 2048
 # Rows per training chunk, roughly: small enough that a chunk spans few y tokens (cheap per-token
 # sums), large enough that its matmuls stay efficient and Python overhead small.
 BLOCK_ROWS = 1800
@@ -138,69 +131,30 @@ class _Chunk:
         return self._answer_index[n_classes]
 
 
-def _split(n: int) -> list[slice]:
-    """Contiguous slices of at most CHUNK_ROWS rows (for evaluation, which needs no one-hot)."""
-    return even_slices(n, max(1, -(-n // CHUNK_ROWS)))
-
-
-class Batch:
-    """Operands and answers of some rows of a table, cut into chunks that threads work on.
+def mlp_chunks(batch: Batch) -> list[_Chunk]:
+    """The batch cut into chunks that threads work on, made once per batch (kept in batch.plans).
 
     Chunk c holds the rows whose y lies in the c-th of k blocks of tokens, k chosen from the batch
     size alone (about BLOCK_ROWS rows a chunk), so the chunking, and with it every sum, is the same
-    on any machine. For full-batch training a Batch is built once per run, with its one-hot matrices.
-    The chunks are made on first use: the Transformer reads only x, y and labels.
+    on any machine.
     """
-
-    def __init__(self, x, y, labels, n_tokens: int, dtype="float32"):
-        self.x, self.y, self.labels, self.n_tokens, self.dtype = x, y, labels, n_tokens, dtype
-
-    @cached_property
-    def chunks(self) -> list[_Chunk]:
-        x, y, labels, n_tokens, dtype = self.x, self.y, self.labels, self.n_tokens, self.dtype
-        k = int(min(n_tokens, max(1, round(len(labels) / BLOCK_ROWS))))
-        blocks = even_slices(n_tokens, k)
-        block_of = np.repeat(np.arange(k), [b.stop - b.start for b in blocks])[y]
-        order = np.lexsort((x, block_of))  # by block, then by x
-        bounds = np.searchsorted(block_of[order], np.arange(k + 1))
-        chunks = []
-        for c in range(k):
-            rows = order[bounds[c]:bounds[c + 1]]
-            if len(rows):
-                chunks.append(_Chunk(x[rows], y[rows], labels[rows], blocks[c], n_tokens, dtype))
-        # Largest first: the calling thread takes the first chunk at once while a pool thread is still
-        # waking up, and the last chunks, taken by whichever thread is free, are the small ones.
-        return sorted(chunks, key=lambda chunk: -len(chunk.labels))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = None,
-                          ones: np.ndarray | None = None):
-    """Summed cross-entropy, number correct, and scale * d(summed loss)/d(logits), in place.
-
-    ``logits`` is overwritten with the gradient (pass a copy to keep it). ``scale`` defaults to
-    1/len(labels), the gradient of the mean loss. A row counts as correct when the answer's logit
-    is the row's maximum. With ``ones`` (n_classes ones of the logits' dtype), the row sums are a
-    matrix-vector product: 5x faster than NumPy's sum over short rows, in another summation order.
-    """
-    n = len(labels)
-    rows = np.arange(n)
-    logits -= logits.max(axis=1, keepdims=True)
-    # Floor the exponent at -50: once a run memorizes, exp() of the wrong classes falls into float32's
-    # subnormal range, where x86 arithmetic is 10-100x slower (a wd=0 run slowed 14x here). The floor
-    # keeps every probability and gradient normal; the loss moves by at most n_classes * e^-50.
-    answer = logits[rows, labels]  # a copy, taken before the floor so the loss stays exact
-    np.maximum(logits, LOGIT_FLOOR, out=logits)
-    correct = int(np.count_nonzero(answer == 0))
-    np.exp(logits, out=logits)
-    sum_exp = logits.sum(axis=1) if ones is None else logits @ ones
-    loss_sum = float(np.sum(np.log(sum_exp, dtype=np.float64) - answer))
-    scale = 1.0 / n if scale is None else scale
-    logits *= (scale / sum_exp)[:, None].astype(logits.dtype, copy=False)
-    logits[rows, labels] -= scale
-    return loss_sum, correct, logits
+    if "mlp" in batch.plans:
+        return batch.plans["mlp"]
+    x, y, labels, n_tokens, dtype = batch.x, batch.y, batch.labels, batch.n_tokens, batch.dtype
+    k = int(min(n_tokens, max(1, round(len(labels) / BLOCK_ROWS))))
+    blocks = even_slices(n_tokens, k)
+    block_of = np.repeat(np.arange(k), [b.stop - b.start for b in blocks])[y]
+    order = np.lexsort((x, block_of))  # by block, then by x
+    bounds = np.searchsorted(block_of[order], np.arange(k + 1))
+    chunks = []
+    for c in range(k):
+        rows = order[bounds[c]:bounds[c + 1]]
+        if len(rows):
+            chunks.append(_Chunk(x[rows], y[rows], labels[rows], blocks[c], n_tokens, dtype))
+    # Largest first: the calling thread takes the first chunk at once while a pool thread is still
+    # waking up, and the last chunks, taken by whichever thread is free, are the small ones.
+    batch.plans["mlp"] = sorted(chunks, key=lambda chunk: -len(chunk.labels))
+    return batch.plans["mlp"]
 
 
 def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, scale: float,
@@ -271,6 +225,7 @@ class MLP:
         z = np.take(tables[0], x, axis=0, out=_scratch(work, "z1", shape, dt), mode="clip")
         z += np.take(tables[1], y, axis=0, out=_scratch(work, "tmp", shape, dt), mode="clip")
         saved = []
+        a = None  # the previous layer's activations
         for k in range(1, self.n_layers + 1):
             if k > 1:
                 z = np.matmul(a, params[f"W{k}"], out=_scratch(work, f"z{k}", shape, dt))
@@ -284,6 +239,10 @@ class MLP:
     def logits(self, params, x, y) -> np.ndarray:
         return self._forward(params, self._tables(params), x, y)[0]
 
+    def operand_embedding(self, params) -> np.ndarray:
+        """One row per operand token: what the Fourier measures and the PCA figure read."""
+        return params["embed"]
+
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
         tables = self._tables(params)
@@ -293,7 +252,7 @@ class MLP:
             loss_sum, correct, _ = softmax_cross_entropy(logits, labels[s], ones=self._ones)
             return loss_sum, correct
 
-        parts = THREADS.map(chunk, _split(len(labels)))
+        parts = THREADS.map(chunk, eval_slices(len(labels)))
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------
@@ -352,14 +311,14 @@ class MLP:
         measures it. The gradients are views, in the order of ``params``, of one new flat buffer.
         """
         table_x, d = self._table_x(params), self.d_embed
-        scale, chunks = 1.0 / len(batch), batch.chunks
+        scale, chunks = 1.0 / len(batch), mlp_chunks(batch)
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
         losses, above, sums_x, firsts_y = zip(*results)
         grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
         for name in above[0]:
-            _add_in_order(grads[name], [g[name] for g in above])
-        _add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
-        dtable_x = _add_in_order(np.empty_like(sums_x[0]), sums_x)
+            add_in_order(grads[name], [g[name] for g in above])
+        add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
+        dtable_x = add_in_order(np.empty_like(sums_x[0]), sums_x)
         embed, w1 = params["embed"], params["W1"]
         np.sum(dtable_x, axis=0, out=grads["b1"])  # b1 sits in the x table: every row adds it once
         np.matmul(embed.T, dtable_x, out=grads["W1"][:d])
@@ -367,15 +326,6 @@ class MLP:
         for chunk, (_, embed_y) in zip(chunks, firsts_y):
             grads["embed"][chunk.y_tokens] += embed_y
         return sum(losses) / len(batch), None, grads
-
-
-def _add_in_order(into: np.ndarray, parts) -> np.ndarray:
-    """The chunks' parts added into ``into`` in chunk order, whichever thread computed them: the
-    same bytes on any number of threads."""
-    np.copyto(into, parts[0])
-    for part in parts[1:]:
-        into += part
-    return into
 
 
 def reference_loss_and_grads(model: MLP, params, x, y, labels):

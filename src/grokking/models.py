@@ -2,7 +2,8 @@
 
 Every model has ``init_params(rng)``, ``loss_and_grads(params, batch, rng=None)`` (mean loss,
 batch accuracy or None, gradients), ``evaluate(params, x, y, labels)``, ``logits(params, x, y)``,
-``uses_rng`` (whether a step draws randomness from ``rng``) and ``dtype``.
+``operand_embedding(params)`` (one row per operand token), ``uses_rng`` (whether a step draws
+randomness from ``rng``) and ``dtype``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,6 @@ def _transformer(m, n_tokens: int, n_classes: int):
 
 # model.type -> a builder from the model config. A model has init_params(rng),
 # loss_and_grads(params, batch, rng=None), evaluate(params, x, y, labels), logits(params, x, y),
-# uses_rng and dtype. A new model is one builder here plus its tests; config validation reads
+# operand_embedding(params), uses_rng and dtype. A new model is one builder here plus its tests; config validation reads
 # the names from this dict.
 MODELS = {"mlp": _mlp, "transformer": _transformer}

@@ -1,11 +1,10 @@
-"""Optimizers that update NumPy parameters in place, and the interventions of Power et al. Fig. 2.
+"""Optimizers that update NumPy parameters in place.
 
 * ``Adam``: Adam with weight decay either decoupled (AdamW, Loshchilov & Hutter; the paper's
   default) or coupled (plain Adam with an L2 term added to the gradient, ``decoupled=False``).
   Decay pulls toward zero, or toward the initial weights (``decay_to_init``), as in the paper's
   official code: p <- p + lr * wd * (p0 - p).
 * ``SGD``: heavy-ball momentum with L2 weight decay, as torch.optim.SGD.
-* ``Noise``: Gaussian noise added to the gradients before the update or to the weights after it.
 
 All take the learning rate of the current step from ``learning_rate`` (linear warmup, as in
 Power et al.: the first ``warmup_steps`` updates ramp the rate up to its target).
@@ -15,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .engine import flatten, views  # noqa: F401 (flatten is public here)
 from .parallel import THREADS, even_slices
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -26,29 +26,6 @@ def learning_rate(step: int, lr: float, warmup_steps: int) -> float:
     if warmup_steps > 0 and step < warmup_steps:
         return lr * step / warmup_steps
     return lr
-
-
-def flatten(params: dict) -> dict:
-    """The same parameters copied into one contiguous buffer, as a dict of views into it.
-
-    Optimizers update such parameters with a handful of whole-buffer operations instead of a
-    handful per tensor, which matters for small models where Python overhead dominates.
-    """
-    dtype = np.result_type(*params.values())
-    buffer = np.empty(sum(p.size for p in params.values()), dtype=dtype)
-    return dict(zip(params, views(buffer, params, fill=True)))
-
-
-def views(buffer: np.ndarray, like: dict, fill: bool = False) -> list[np.ndarray]:
-    """``buffer`` cut into consecutive arrays shaped like the values of ``like`` (copied in with fill)."""
-    out, offset = [], 0
-    for p in like.values():
-        view = buffer[offset:offset + p.size].reshape(p.shape)
-        if fill:
-            view[...] = p
-        out.append(view)
-        offset += p.size
-    return out
 
 
 def _buffer_of(arrays: dict) -> np.ndarray | None:
@@ -203,30 +180,3 @@ class SGD:
             self.buf[k][...] = state[f"buf.{k}"]
             if self.initial is not None:
                 self.initial[k][...] = state[f"init.{k}"]
-
-
-class Noise:
-    """Gaussian noise on the gradients (before the update) or the weights (after it).
-
-    The noise of step t is drawn from its own stream, SeedSequence(seed, spawn_key=(t,)): a pure
-    function of the step, so a resumed run draws exactly what an uninterrupted one would.
-    """
-
-    def __init__(self, seed: np.random.SeedSequence, grad_std: float = 0.0, weight_std: float = 0.0):
-        self.seed, self.grad_std, self.weight_std = seed, grad_std, weight_std
-
-    def _rng(self, step: int, which: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(
-            self.seed.entropy, spawn_key=(*self.seed.spawn_key, step, which)))
-
-    def _add(self, arrays: dict, std: float, rng) -> None:
-        for a in arrays.values():
-            a += (std * rng.standard_normal(a.shape)).astype(a.dtype, copy=False)
-
-    def perturb_grads(self, grads: dict, step: int) -> None:
-        if self.grad_std:
-            self._add(grads, self.grad_std, self._rng(step, 0))
-
-    def perturb_weights(self, params: dict, step: int) -> None:
-        if self.weight_std:
-            self._add(params, self.weight_std, self._rng(step, 1))

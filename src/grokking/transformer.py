@@ -59,8 +59,8 @@ import math
 
 import numpy as np
 
-from .model import Batch, _add_in_order, draw_weight, softmax_cross_entropy
-from .optimizer import views
+from .engine import Batch, add_in_order, softmax_cross_entropy, views
+from .model import draw_weight
 from .parallel import THREADS, even_slices
 
 SEQ_LEN = 4
@@ -325,6 +325,10 @@ class Transformer:
         _, _, suffix = self._forward(params, _Plan(x, y))
         return np.concatenate([logits for logits, _, _ in suffix])
 
+    def operand_embedding(self, params) -> np.ndarray:
+        """One row per operand token (the vocabulary's "op" and "=" left out)."""
+        return params["embed"][:self.n_tokens]
+
     def _dropout_mask(self, rng, shape):
         keep = rng.random(shape, dtype=np.float64 if self.dtype == np.float64 else np.float32)
         return (keep >= self.dropout).astype(self.dtype) * (1.0 / (1.0 - self.dropout))
@@ -415,7 +419,7 @@ class Transformer:
             if plan.per_example:  # each chunk's examples are their own prefix rows
                 dkv.append(np.concatenate([part[3][i] for part in chunks]))
             else:
-                dkv.append(_add_in_order(np.empty_like(chunks[0][3][i]), [part[3][i] for part in chunks]))
+                dkv.append(add_in_order(np.empty_like(chunks[0][3][i]), [part[3][i] for part in chunks]))
         firsts = [part[4] for part in chunks]
         *pieces, first = THREADS.map(
             lambda j: self._qkv0_backward(params, plan, qkv0, firsts) if j is None else
@@ -429,7 +433,7 @@ class Transformer:
             for name, g in part.items():
                 parts[name].append(g)
         grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
-        THREADS.map(lambda name: _add_in_order(grads[name], parts[name]), list(grads))
+        THREADS.map(lambda name: add_in_order(grads[name], parts[name]), list(grads))
         loss = sum(c[0] for c in chunks) / n
         acc = sum(c[1] for c in chunks) / n
         return loss, acc, grads
@@ -544,8 +548,8 @@ class Transformer:
         """The first layer's per-y part: gradients of l0.W_qkv, the embeddings and positions 2-3."""
         _, _, h_y, h_eq = qkv0
         d3 = 3 * self.d_model
-        dy = _add_in_order(np.empty_like(firsts[0][0]), [f[0] for f in firsts])
-        deq = _add_in_order(np.empty_like(firsts[0][1]), [f[1] for f in firsts])
+        dy = add_in_order(np.empty_like(firsts[0][0]), [f[0] for f in firsts])
+        deq = add_in_order(np.empty_like(firsts[0][1]), [f[1] for f in firsts])
         w = params["l0.W_qkv"]
         dw = h_y.T @ dy[:, :d3]
         dw += np.outer(h_eq, deq[:d3])

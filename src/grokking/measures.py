@@ -1,0 +1,170 @@
+"""Progress measures: quantities computed from the weights on the evaluation schedule, written to
+measures.csv beside metrics.csv (``output.measures``; definitions in docs/measures.md).
+
+A measure is a function of an evaluation's ``Context`` returning named values (its columns), and
+an entry in ``MEASURES`` with the tasks it applies to. Adding one is a function plus its entry
+and its test:
+
+    def logit_max(ctx):
+        return {"logit_max": float(ctx.train_logits.max())}
+
+    MEASURES["logit_max"] = Measure(logit_max, "the largest training logit")
+
+``output.measures=all`` selects every measure that applies to the task; naming one that does not
+apply (Fourier measures on S5) is refused when the config is validated. A measure's values depend
+on the weights alone, so a resumed run's measures.csv is byte-identical to an uninterrupted one's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from . import analysis
+from .errors import ConfigError
+from .tasks import is_permutation_op
+
+MEASURES_CSV = "measures.csv"
+
+
+class Context:
+    """What a measure reads at one evaluation. Logits over the whole table are computed once, on
+    first use, and shared by every measure that reads them."""
+
+    def __init__(self, model, params: dict, table, train_idx: np.ndarray, task):
+        self.model, self.params, self.table, self.train_idx, self.task = model, params, table, train_idx, task
+
+    @cached_property
+    def logits(self) -> np.ndarray:
+        """(rows of the whole table, classes), in the model's dtype."""
+        return self.model.logits(self.params, self.table.x, self.table.y)
+
+    @cached_property
+    def train_logits(self) -> np.ndarray:
+        return self.logits[self.train_idx]
+
+    @cached_property
+    def train_labels(self) -> np.ndarray:
+        return self.table.labels[self.train_idx]
+
+    @cached_property
+    def frequency_norms(self) -> np.ndarray:
+        """Norm of each frequency 1..p//2 of the operand embedding over Z_p."""
+        return analysis.frequency_norms(self.model.operand_embedding(self.params)[:self.task.p])
+
+    @cached_property
+    def key_frequencies(self) -> np.ndarray:
+        return analysis.key_frequencies(self.frequency_norms)
+
+
+def fourier(ctx: Context) -> dict:
+    norms = ctx.frequency_norms
+    row = {"fourier_gini": analysis.gini(norms), "fourier_n90": len(ctx.key_frequencies),
+           "fourier_top": int(np.argmax(norms)) + 1}
+    row.update({f"freq_norm_{k}": float(v) for k, v in enumerate(norms, start=1)})
+    return row
+
+
+def circuit_losses(ctx: Context) -> dict:
+    """Nanda et al.'s restricted loss (the logits' constant and key-frequency components of
+    a + b or a - b only) and excluded loss (the logits without those components), on the training
+    split; the key frequencies are the embedding's (at most analysis.MAX_KEYS of them)."""
+    p, t = ctx.task.p, ctx.table
+    u = (t.x + t.y) % p if ctx.task.operation == "x+y" else (t.x - t.y) % p
+    keys = ctx.key_frequencies[:analysis.MAX_KEYS]
+    logits = np.asarray(ctx.logits, dtype=np.float64)
+    key_part = analysis.fourier_components(logits, u, p, keys)[u]
+    constant = logits.mean(axis=0)
+    train = ctx.train_idx
+    return {"restricted_loss": analysis.cross_entropy(key_part[train] + constant, ctx.train_labels),
+            "excluded_loss": analysis.cross_entropy(logits[train] - key_part[train], ctx.train_labels),
+            "n_key_frequencies": len(keys)}
+
+
+def norms(ctx: Context) -> dict:
+    """The L2 norm of each parameter tensor (W_out is the last layer)."""
+    return {f"norm_{name}": float(np.sqrt(np.vdot(p, p))) for name, p in ctx.params.items()}
+
+
+def logit_scale(ctx: Context) -> dict:
+    """How large the training logits have grown: the root mean square of each row's logits about
+    the row's mean, and the median margin of the answer over the best other class."""
+    z = np.asarray(ctx.train_logits, dtype=np.float64)
+    rows = np.arange(len(z))
+    centered = z - z.mean(axis=1, keepdims=True)
+    answer = z[rows, ctx.train_labels]
+    others = z.copy()
+    others[rows, ctx.train_labels] = -np.inf
+    return {"logit_rms": float(np.sqrt(np.mean(centered ** 2))),
+            "logit_margin": float(np.median(answer - others.max(axis=1)))}
+
+
+def softmax_collapse(ctx: Context) -> dict:
+    """Prieto et al.'s Softmax Collapse, with a plain float32 softmax of the training logits:
+    the share of rows whose loss is exactly 0 (the sum of exponentials equals the answer's term)
+    and of rows whose gradient softmax - onehot is exactly 0 in every class."""
+    z = np.asarray(ctx.train_logits, dtype=np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    total = e.sum(axis=1)
+    rows, labels = np.arange(len(z)), ctx.train_labels
+    zero_loss = (np.log(total) - z[rows, labels]) == 0
+    grad = e / total[:, None]
+    grad[rows, labels] -= 1
+    zero_grad = ~np.any(grad != 0, axis=1)
+    return {"sc_zero_loss": float(zero_loss.mean()), "sc_zero_grad": float(zero_grad.mean())}
+
+
+def _modular(task) -> str | None:
+    return "it needs a modular task (operands in Z_p)" if is_permutation_op(task.operation) else None
+
+
+def _additive(task) -> str | None:
+    return None if task.operation in ("x+y", "x-y") else \
+        "it needs x+y or x-y mod p, whose logits are functions of a + b or a - b"
+
+
+@dataclass(frozen=True)
+class Measure:
+    compute: Callable[[Context], dict]
+    help: str
+    applies: Callable[[object], str | None] = lambda task: None  # why not, or None when it applies
+
+
+MEASURES = {
+    "fourier": Measure(fourier, "norm of each frequency of the operand embedding over Z_p, their "
+                                "Gini coefficient, the number carrying 90% (fourier_n90)", _modular),
+    "circuit": Measure(circuit_losses, "restricted and excluded loss on the training split "
+                                       "(Nanda et al. 2023)", _additive),
+    "norms": Measure(norms, "L2 norm of each parameter tensor"),
+    "logit_scale": Measure(logit_scale, "RMS of the centered training logits, median answer margin"),
+    "softmax_collapse": Measure(softmax_collapse, "share of training rows whose float32 loss, and "
+                                                  "gradient, are exactly zero (Prieto et al. 2025)"),
+}
+
+
+def parse_measures(text: str, task) -> list[str]:
+    """'fourier,norms' or 'all' -> measure names; ConfigError for an unknown one or one that does
+    not apply to ``task``."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return [n for n, m in MEASURES.items() if m.applies(task) is None]
+    for name in names:
+        if name not in MEASURES:
+            raise ConfigError(f"output.measures: unknown measure {name!r}; choose from "
+                              f"{', '.join(MEASURES)} (comma-separated), all, or leave it empty")
+        why = MEASURES[name].applies(task)
+        if why:
+            raise ConfigError(f"output.measures: {name!r} does not apply to {task.operation!r}: {why}")
+    return list(dict.fromkeys(names))
+
+
+def evaluate(names: list[str], ctx: Context) -> dict:
+    """One row of measures.csv (without the step): every named measure's columns, in order."""
+    row = {}
+    for name in names:
+        row.update(MEASURES[name].compute(ctx))
+    return row
