@@ -60,11 +60,14 @@ def temp_dir(test) -> Path:
 
 
 def assert_same_run(test, a: Path, b: Path):
-    """Two run directories hold the same run: metrics.csv, final parameters and summary (but its
-    timings) byte for byte."""
+    """Two run directories hold the same run: metrics.csv (and measures.csv), final parameters and
+    summary (but its timings) byte for byte."""
     from grokking.checkpoint import load_checkpoint
 
     test.assertEqual((a / "metrics.csv").read_bytes(), (b / "metrics.csv").read_bytes())
+    test.assertEqual((a / "measures.csv").exists(), (b / "measures.csv").exists())
+    if (a / "measures.csv").exists():
+        test.assertEqual((a / "measures.csv").read_bytes(), (b / "measures.csv").read_bytes())
     pa, pb = (load_checkpoint(d / "checkpoint.npz")[1] for d in (a, b))
     test.assertEqual(sorted(pa), sorted(pb))
     for key in pa:

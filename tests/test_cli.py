@@ -48,6 +48,8 @@ class RunExperimentCommand(unittest.TestCase):
         bad_json.write_text("{not json")
         unknown = self.tmp / "unknown.json"
         unknown.write_text('{"task": {"prime": 7}}')
+        inf_json = self.tmp / "inf.json"
+        inf_json.write_text('{"task": {"train_fraction": Infinity}}')  # Python's json reads it
         cases = {
             "unknown preset": (["--preset", "nope"], "unknown preset 'nope'"),
             "unknown key": (["--override", "optimizer.weight_decy=1"], "optimizer.weight_decay"),
@@ -59,6 +61,13 @@ class RunExperimentCommand(unittest.TestCase):
             "steps": (["--override", "training.steps=0"], "steps must be >= 1"),
             "big group": (["--preset", "perm_s5_grokking", "--override", "task.n=7"], "between 2 and 6"),
             "bad flag": (["--bogus"], "unrecognized arguments"),
+            "infinite decay": (["--override", "optimizer.weight_decay=inf"],
+                               "optimizer.weight_decay must be a finite number, got inf"),
+            "infinite rate": (["--override", "optimizer.lr=inf"], "optimizer.lr must be a finite number"),
+            "nan init": (["--override", "model.init_scale=nan"], "model.init_scale must be a finite number, got nan"),
+            "infinite json": ([f"--config={inf_json}"], "task.train_fraction must be a finite number"),
+            "measure on S5": (["--preset", "perm_s5_grokking", "--override", "output.measures=fourier"],
+                              "'fourier' does not apply to 'x.y'"),
         }
         for what, (args, message) in cases.items():
             with self.subTest(what):
@@ -69,6 +78,19 @@ class RunExperimentCommand(unittest.TestCase):
                 self.assertIn(message, r.stderr)
                 self.assertNotIn("Traceback", r.stderr)
                 self.assertFalse(out.exists())
+
+    def test_a_diverged_run_exits_1_quietly_with_its_curves(self):
+        out = self.tmp / "div"
+        r = run_script("run_experiment.py", "--preset", "mod_add_grokking", *OVERRIDES, "--out", str(out),
+                       "--override", "optimizer.lr=1e30", "--override", "optimizer.name=sgd",
+                       "--override", "optimizer.weight_decay=0", "--override", "optimizer.warmup_steps=0",
+                       "--override", "output.measures=all")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.strip().splitlines(),
+                         [f"run_experiment: the run diverged at step 1 (a non-finite loss); its artifacts are in {out}"])
+        self.assertEqual(json.loads((out / "summary.json").read_text())["status"], "diverged")
+        self.assertEqual((out / "curves.png").read_bytes()[:4], b"\x89PNG")
+        self.assertTrue((out / "measures.csv").exists())
 
     def test_occupied_out_refused_then_forced(self):
         out = self.tmp / "busy"

@@ -10,13 +10,46 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+
 from grokking import experiment
 from grokking.checkpoint import load_checkpoint
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
+from grokking.transforms import TRANSFORMS
 
 from helpers import ROOT, TINY, assert_same_run, quiet, run_script, temp_dir, tiny_config
 
+
+
+class RunningMean:
+    """A toy stateful transform: each gradient becomes the mean of itself and the running average
+    of the earlier ones (state: that average and the count), so a resume that lost the state
+    would change every later step."""
+
+    def __init__(self):
+        self.mean, self.count = None, 0
+
+    @classmethod
+    def build(cls, config, seed):
+        return cls()
+
+    def __call__(self, grads, params, step):
+        if self.mean is None:
+            self.mean = {k: np.zeros_like(g) for k, g in grads.items()}
+        self.count += 1
+        for k, g in grads.items():
+            self.mean[k] += (g - self.mean[k]) / self.count
+            g += self.mean[k]
+            g *= 0.5
+
+    def state_dict(self):
+        return {"count": self.count, **({f"mean.{k}": v for k, v in self.mean.items()} if self.mean else {})}
+
+    def load_state_dict(self, state):
+        self.count = int(state["count"])
+        means = {k[len("mean."):]: v for k, v in state.items() if k.startswith("mean.")}
+        self.mean = {k: np.array(v) for k, v in means.items()} or None
 
 
 def interrupt_at(step):
@@ -50,9 +83,12 @@ class Resume(unittest.TestCase):
                                      "optimizer.decay_toward=init"],
             "transformer dropout": ["model.type=transformer", "model.d_model=8", "model.n_heads=2",
                                     "model.dropout=0.1"],
+            "progress measures": ["output.measures=all"],
+            "a gradient transform with state": ["training.batch_size=16"],
         }
         for what, extra in variants.items():
-            with self.subTest(what):
+            stateful = {"average": RunningMean.build} if what == "a gradient transform with state" else {}
+            with self.subTest(what), mock.patch.dict(TRANSFORMS, stateful):
                 config = tiny_config(*extra, "task.train_fraction=0.5", "output.curves=false",
                                      "output.checkpoint_interval=25")
                 whole, cut = self.tmp / f"{what}-whole", self.tmp / f"{what}-cut"
@@ -89,6 +125,10 @@ class Resume(unittest.TestCase):
             run_experiment(tiny_config("output.checkpoint_interval=10"), self.tmp / "cut", log=quiet)
         with self.assertRaisesRegex(ConfigError, r"differs .* at training.steps \(40 there, 50 here\)"):
             run_experiment(tiny_config("training.steps=50"), self.tmp / "cut", log=quiet, resume=True)
+        # measures.csv must hold every evaluation, so measures cannot be switched on halfway.
+        with self.assertRaisesRegex(ConfigError, r"output.measures is '' in .* and 'norms' here"):
+            run_experiment(tiny_config("output.checkpoint_interval=10", "output.measures=norms"),
+                           self.tmp / "cut", log=quiet, resume=True)
         with self.assertRaisesRegex(ConfigError, "checkpoint_interval must be >= 0"):
             run_experiment(tiny_config("output.checkpoint_interval=-1"), self.tmp / "neg", log=quiet)
 

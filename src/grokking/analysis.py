@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 KEY_SHARE = 0.9  # the key frequencies are the fewest that carry this share of the squared norm
-MAX_KEYS = 8  # ... and at most this many are kept for the restricted and excluded losses
+MAX_KEYS = 10  # ... and at most this many are kept for the restricted and excluded losses
 
 
 def principal_components(rows: np.ndarray, k: int = 2, with_share: bool = False):
@@ -59,18 +59,17 @@ def gini(values: np.ndarray) -> float:
     return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * v) / (n * total))
 
 
-def fourier_components(logits: np.ndarray, u: np.ndarray, p: int, keys) -> np.ndarray:
+def fourier_components(logits: np.ndarray, by_u: np.ndarray, keys) -> np.ndarray:
     """The part of ``logits`` (one row per pair of the whole table, one column per class) that is a
-    function of u = a + b or a - b mod p (``u``: each row's value) at the frequencies ``keys``: the
+    function of u = a + b or a - b mod p at the frequencies ``keys`` (0 is the constant): the
     cos(w_k u) and sin(w_k u) components of each class's logits over the p^2 pairs, as (p, classes),
-    one row per value of u.
+    one row per value of u. ``by_u`` (p, p) holds the table rows of each value of u.
 
     Every value of u occurs p times in the table, so projecting a class's logits on a function of u
-    is projecting their mean per value of u (``means``) on it, over Z_p.
+    is projecting their mean per value of u on it, over Z_p.
     """
-    means = np.zeros((p, logits.shape[1]))
-    np.add.at(means, u, logits)
-    means /= np.bincount(u, minlength=p)[:, None]
+    p = len(by_u)
+    means = logits[by_u].mean(axis=1, dtype=np.float64)
     spectrum = np.fft.rfft(means, axis=0)
     kept = np.zeros_like(spectrum)
     kept[keys] = spectrum[keys]
@@ -79,6 +78,8 @@ def fourier_components(logits: np.ndarray, u: np.ndarray, p: int, keys) -> np.nd
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean softmax cross-entropy in float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
+    z = np.array(logits, dtype=np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    answer = z[np.arange(len(labels)), labels]
+    np.exp(z, out=z)
+    return float(np.mean(np.log(z.sum(axis=1)) - answer))

@@ -83,7 +83,7 @@ def run_experiment_main(argv=None) -> int:
             config = resolve_config(args.preset, args.config, args.override)
         if args.no_curves:
             config.output.curves = False
-        run_experiment(config, out, force=args.force, name=name, resume=args.resume)
+        summary = run_experiment(config, out, force=args.force, name=name, resume=args.resume)
     except ConfigError as err:
         return _fail(prog, err)
     except WriteFailed as err:
@@ -92,6 +92,10 @@ def run_experiment_main(argv=None) -> int:
         print(f"{prog}: interrupted; the run directory has no summary.json; continue it with --resume",
               file=sys.stderr)
         return 130
+    if summary["status"] == "diverged":
+        print(f"{prog}: the run diverged at step {summary['steps']} (a non-finite loss); its artifacts "
+              f"are in {out}", file=sys.stderr)
+        return 1
     return 0
 
 

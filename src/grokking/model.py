@@ -237,7 +237,10 @@ class MLP:
         return logits, saved
 
     def logits(self, params, x, y) -> np.ndarray:
-        return self._forward(params, self._tables(params), x, y)[0]
+        """(rows, classes) logits, in fixed chunks on the engine's threads."""
+        tables = self._tables(params)
+        return np.concatenate(THREADS.map(lambda s: self._forward(params, tables, x[s], y[s])[0],
+                                          eval_slices(len(x))))
 
     def operand_embedding(self, params) -> np.ndarray:
         """One row per operand token: what the Fourier measures and the PCA figure read."""

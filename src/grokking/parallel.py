@@ -44,10 +44,12 @@ class Threads:
         # atomic under the GIL), so uneven items balance out.
         results = [None] * len(items)
         todo = iter(range(len(items)))
+        errors = np.geterr()  # NumPy's error handling is per thread: the helpers take the caller's
 
         def work():
-            for i in todo:
-                results[i] = fn(items[i])
+            with np.errstate(**errors):
+                for i in todo:
+                    results[i] = fn(items[i])
 
         helpers = [self.pool.submit(work) for _ in range(min(self.n, len(items)) - 1)]
         work()

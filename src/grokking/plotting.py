@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -53,7 +54,13 @@ def plot_curves(metrics_csv: Path, summary: dict, out_png: Path, title: str = ""
         ax.set_xlabel("optimization step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    ax_loss.set_yscale("log")
+    losses = [v for key in ("train_loss", "val_loss") for v in m[key]]
+    if any(math.isfinite(v) and v > 0 for v in losses):
+        ax_loss.set_yscale("log")
+    else:  # a run that diverged at once has no loss a log axis could show
+        ax_loss.text(0.5, 0.5, "no finite loss to show", transform=ax_loss.transAxes, ha="center")
+    if summary.get("status") == "diverged":
+        title = f"{title}\ndiverged at step {summary.get('steps')}".strip()
     for key, color in (("steps_to_train_99", "tab:red"), ("steps_to_val_99", "tab:green")):
         step = summary.get(key)
         if step:
