@@ -193,6 +193,21 @@ class MeasuresCsv(unittest.TestCase):
             params = model.init_params(np.random.default_rng(0))
             self.assertEqual(model.operand_embedding(params).shape[0], 11)
 
+    def test_the_mlp_embedding_does_not_depend_on_how_the_first_layer_is_factored(self):
+        # E A and A^-1 W1 (both halves) compute the same network: the measured embedding agrees.
+        table = build_table("x+y", 11)
+        config = tiny_config("model.dtype=float64")
+        model = MODELS["mlp"](config.model, table.n_tokens, table.n_classes)
+        params = model.init_params(np.random.default_rng(0))
+        a = np.random.default_rng(1).standard_normal((8, 8)) + 3 * np.eye(8)
+        inv = np.linalg.inv(a)
+        other = {**params, "embed": params["embed"] @ a,
+                 "W1": np.concatenate([inv @ params["W1"][:8], inv @ params["W1"][8:]])}
+        np.testing.assert_allclose(model.logits(other, table.x, table.y), model.logits(params, table.x, table.y),
+                                   atol=1e-10)
+        np.testing.assert_allclose(model.operand_embedding(other), model.operand_embedding(params), atol=1e-10)
+        self.assertGreater(np.abs(other["embed"] - params["embed"]).max(), 0.1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -13,6 +13,11 @@
 * ``embedding_pca``: the operand embeddings projected on their first two principal components,
   coloured by residue: x+y learns a circle (Figure 3's "number line"). For a sweep, a panel per
   setting from its lowest seed, named in the title; a run that never generalized says so.
+* ``progress_measures``: the columns of measures.csv against steps on the accuracy curves' log
+  axis, a panel per quantity, the step of validation 99% marked; for a sweep, each setting's
+  median over seeds with the interquartile band. With the Fourier measure, ``key_frequencies``
+  shows each frequency's share of the embedding's norm at every evaluation (one run, or a sweep's
+  lowest seed per setting).
 
 Lines of one axes cycle styles and thin out (``plotting.line_style``), so lines that coincide
 stay visible; long titles are wrapped (``plotting.wrap``).
@@ -36,10 +41,23 @@ import numpy as np
 from .analysis import key_frequency, principal_components
 from .artifacts import CHECKPOINT, write_atomic
 from .errors import ConfigError
+from .measures import MEASURES_CSV
 from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
 
-FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds")
+FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures")
+
+# The panels of progress_measures.png: a title, the columns it draws (from metrics.csv or
+# measures.csv; those a run lacks are left out), and whether its y axis is logarithmic.
+MEASURE_PANELS = (
+    ("accuracy", ("train_acc", "val_acc"), False),
+    ("loss on the training split", ("train_loss", "restricted_loss", "excluded_loss"), True),
+    ("Gini of the embedding's frequency norms", ("fourier_gini",), False),
+    ("frequencies carrying 90% of the embedding's norm", ("fourier_n90",), False),
+    ("weight norms", ("weight_norm", "norm_embed", "norm_W_out"), True),
+    ("logit scale", ("logit_rms", "logit_margin"), False),
+    ("softmax collapse: share of training rows", ("sc_zero_loss", "sc_zero_grad"), False),
+)
 
 
 def _plt():
@@ -303,6 +321,87 @@ def embedding_pca(source, out: Path) -> Path:
     return _save(fig, Path(out))
 
 
+def _read_run(run: dict) -> dict[str, list[float]]:
+    """metrics.csv and measures.csv of a run as columns, joined on the step."""
+    columns = read_metrics(run["dir"] / "metrics.csv")
+    if (run["dir"] / MEASURES_CSV).exists():
+        measured = read_metrics(run["dir"] / MEASURES_CSV)
+        at = {step: i for i, step in enumerate(measured.get("step", []))}
+        rows = [at.get(step) for step in columns["step"]]
+        for key, values in measured.items():
+            if key != "step":
+                columns[key] = [math.nan if i is None else values[i] for i in rows]
+    return columns
+
+
+def _measure_panels(runs: list[dict]) -> list[tuple]:
+    present = set().union(*(_read_run(r) for r in runs))
+    panels = [(title, [c for c in cols if c in present], log) for title, cols, log in MEASURE_PANELS]
+    return [p for p in panels if p[1]]
+
+
+def progress_measures(source, out: Path) -> Path:
+    """The measures against steps: one run's curves, or each setting's median over seeds with the
+    interquartile band."""
+    runs = find_runs(source)
+    groups = _groups(runs) if len(runs) > 1 else {_setting(runs[0]): runs}
+    panels = _measure_panels(runs)
+    fig, axes = _panels(len(panels), 4.6, 3.3)
+    colours = _plt().rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, columns, log) in zip(axes, panels):
+        for g, (label, group) in enumerate(groups.items()):
+            data = [_read_run(r) for r in group]
+            for c, column in enumerate(columns):
+                colour = colours[(g * len(columns) + c) % len(colours)]
+                name = column if len(groups) == 1 else f"{label}: {column}"
+                steps, median, low, high = _median_band(data, column)
+                ax.plot(steps, median, color=colour, label=wrap(name, 40), **line_style(c))
+                if len(group) > 1:
+                    ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
+            for run in group:
+                if run["summary"].get("steps_to_val_99"):
+                    ax.axvline(run["summary"]["steps_to_val_99"], color="tab:green", linestyle=":", linewidth=1)
+        ax.set(xscale="log", xlabel="optimization steps", yscale="log" if log else "linear")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, Path(out))
+
+
+def _median_band(data: list[dict], column: str):
+    """Steps, and the median, first and third quartile over the runs of a column (NaN-free)."""
+    by_step: dict[float, list[float]] = {}
+    for columns in data:
+        for step, value in zip(columns["step"], columns.get(column, [])):
+            if math.isfinite(value):
+                by_step.setdefault(step, []).append(value)
+    steps = sorted(by_step)
+    return (steps, [statistics.median(by_step[s]) for s in steps],
+            [quantile(by_step[s], 0.25) for s in steps], [quantile(by_step[s], 0.75) for s in steps])
+
+
+def key_frequencies(source, out: Path) -> Path:
+    """Each frequency's norm as a share of the largest at that evaluation, against the evaluation:
+    the few key frequencies of a generalizing network stand out as they form."""
+    runs = find_runs(source)
+    groups = _groups(runs) if len(runs) > 1 else {_setting(runs[0]): runs}
+    fig, axes = _panels(len(groups), 5.5, 3.6)
+    for ax, (label, group) in zip(axes, groups.items()):
+        run = min(group, key=lambda r: r["config"]["training"]["seed"])
+        m = read_metrics(run["dir"] / MEASURES_CSV)
+        keys = sorted((k for k in m if k.startswith("freq_norm_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+        norms = np.array([m[k] for k in keys])  # (frequencies, evaluations)
+        share = norms / np.maximum(norms.max(axis=0, keepdims=True), 1e-300)
+        image = ax.imshow(share, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                          extent=(-0.5, share.shape[1] - 0.5, 0.5, len(keys) + 0.5))
+        ticks = np.unique(np.linspace(0, share.shape[1] - 1, 6).round().astype(int))
+        ax.set_xticks(ticks, [str(int(m["step"][t])) for t in ticks])
+        ax.set(xlabel="evaluation (labelled by step; log-spaced early)", ylabel="frequency k")
+        ax.set_title(wrap(f"{label}, seed {run['config']['training']['seed']}"), fontsize=9)
+        fig.colorbar(image, ax=ax, label="norm / largest norm")
+    return _save(fig, Path(out))
+
+
 def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
     """Draw the figures named in ``which`` that ``source`` (a run or a sweep) supports; ``note``
     (default: stderr) hears of each one left out and why."""
@@ -318,6 +417,15 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
     for name in which:
         if name == "curves":
             made.append(accuracy_curves(source, out_dir / "fig1_accuracy.png"))
+        elif name == "measures":
+            missing = [r for r in runs if not (r["dir"] / MEASURES_CSV).exists()]
+            if missing:
+                note(f"measures: skipped, {str(missing[0]['dir'])!r} has no {MEASURES_CSV} "
+                     "(train with --override output.measures=all)")
+                continue
+            made.append(progress_measures(source, out_dir / "progress_measures.png"))
+            if all("freq_norm_1" in read_metrics(r["dir"] / MEASURES_CSV) for r in runs):
+                made.append(key_frequencies(source, out_dir / "key_frequencies.png"))
         elif name == "embeddings":
             missing = [r for r in runs if not (r["dir"] / CHECKPOINT).exists()]
             if missing:

@@ -243,8 +243,11 @@ class MLP:
                                           eval_slices(len(x))))
 
     def operand_embedding(self, params) -> np.ndarray:
-        """One row per operand token: what the Fourier measures and the PCA figure read."""
-        return params["embed"]
+        """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
+        what the Fourier measures read. Not E alone: E A and A^-1 W1 compute the same network for any
+        invertible A but change E's Fourier norms, whereas E @ W1 stays the same."""
+        e, w1 = params["embed"], params["W1"]
+        return np.concatenate([e @ w1[:self.d_embed], e @ w1[self.d_embed:]], axis=1)
 
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
