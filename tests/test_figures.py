@@ -28,7 +28,7 @@ class Figures(unittest.TestCase):
                 for seed in (0, 1):
                     config = tiny_config(f"task.operation={op}", f"task.train_fraction={frac}",
                                          f"training.seed={seed}", "output.curves=false",
-                                         "training.steps=60", "optimizer.lr=0.01")
+                                         "training.steps=60", "optimizer.lr=0.01", "output.measures=all")
                     run_experiment(config, cls.sweep / op / f"f{frac}" / f"seed_{seed}", log=quiet)
 
     @classmethod
@@ -52,7 +52,8 @@ class Figures(unittest.TestCase):
         notes = []
         made = figures.draw(self.sweep, self.tmp / "figs", figures.FIGURES, note=notes.append)
         self.assertEqual([p.name for p in made], ["fig1_accuracy.png", "fraction.png", "best.png",
-                                                  "embeddings_pca.png", "seeds.png"])
+                                                  "embeddings_pca.png", "seeds.png", "progress_measures.png",
+                                                  "key_frequencies.png"])
         for path in made:
             self.assertEqual(path.read_bytes()[:8], PNG)
         # operation and fraction vary, no optimizer or regularization setting: no interventions figure
@@ -76,6 +77,30 @@ class Figures(unittest.TestCase):
             box = ax.title.get_window_extent(renderer)
             self.assertGreaterEqual(box.x0, 0, ax.get_title())
             self.assertLessEqual(box.x1, fig.bbox.x1, ax.get_title())
+
+    def test_progress_measures_are_medians_over_seeds_with_bands(self):
+        figs, patch = self.capture()
+        with patch:
+            figures.progress_measures(self.sweep, self.tmp / "pm.png")
+        fig = figs[0]
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        self.assertEqual(titles, [t for t, _, _ in figures.MEASURE_PANELS])
+        gini = fig.axes[titles.index("Gini of the embedding's frequency norms")]
+        runs = [r for r in figures.find_runs(self.sweep) if r["config"]["task"]["operation"] == "x-y"
+                and r["config"]["task"]["train_fraction"] == 0.6]
+        values = [read_metrics(r["dir"] / "measures.csv")["fourier_gini"][-1] for r in runs]
+        line = [ln for ln in gini.lines
+                if ln.get_label().replace("\n", " ").startswith("operation=x-y, train_fraction=0.6")][0]
+        self.assertAlmostEqual(line.get_ydata()[-1], float(np.median(values)))
+        self.assertEqual(len(gini.collections), 4)  # a quartile band per setting (two seeds each)
+
+    def test_measures_figure_needs_measures(self):
+        run = temp_dir(self) / "plain"
+        run_experiment(tiny_config("output.curves=false"), run, log=quiet)
+        notes = []
+        self.assertEqual(figures.draw(run, run / "figs", ["measures"], note=notes.append), [])
+        self.assertIn("measures: skipped", notes[0])
+        self.assertIn("output.measures=all", notes[0])
 
     def test_a_sweep_never_picks_one_run_for_the_per_run_figures(self):
         figs, patch = self.capture()

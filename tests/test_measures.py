@@ -2,6 +2,7 @@
 
 import csv
 import unittest
+from unittest import mock
 
 import numpy as np
 
@@ -60,8 +61,7 @@ class CircuitLosses(unittest.TestCase):
         w = 2 * np.pi * u / p
         design = np.stack([np.ones(p * p)] + [f(k * w) for k in keys for f in (np.cos, np.sin)], axis=1)
         fitted = design @ np.linalg.lstsq(design, logits, rcond=None)[0]
-        by_u = np.argsort(u, kind="stable").reshape(p, p)
-        parts = analysis.fourier_components(logits, by_u, [0, *keys])
+        parts = analysis.fourier_components(logits, np.argsort(u, kind="stable"), [0, *keys])
         np.testing.assert_allclose(parts[u], fitted, atol=1e-12)
 
     def test_restricted_and_excluded_loss_of_a_pure_circuit(self):
@@ -172,6 +172,19 @@ class MeasuresCsv(unittest.TestCase):
 
         params = load_checkpoint(tmp / "measured" / "checkpoint.npz")[1]
         self.assertAlmostEqual(float(rows[-1]["norm_W_out"]), float(np.linalg.norm(params["W_out"])), places=5)
+
+    def test_a_new_measure_is_one_function_and_one_entry(self):
+        # The example of the README's "Extending" and of measures.py's docstring, verbatim.
+        def logit_max(ctx):
+            return {"logit_max": float(ctx.train_logits.max())}
+
+        tmp = temp_dir(self)
+        with mock.patch.dict(measures.MEASURES, {"logit_max": measures.Measure(logit_max, "the largest training logit")}):
+            run_experiment(tiny_config("output.curves=false", "output.measures=logit_max,norms"), tmp / "r", log=quiet)
+        with open(tmp / "r" / measures.MEASURES_CSV, newline="") as fh:
+            header = next(csv.reader(fh))
+        self.assertEqual(header[:2], ["step", "logit_max"])
+        self.assertIn("norm_W1", header)
 
     def test_the_transformer_writes_measures_on_the_figure_1_task(self):
         tmp = temp_dir(self)

@@ -81,10 +81,16 @@ class Report(unittest.TestCase):
     def test_measures_recorded_by_a_run_get_charts(self):
         run = temp_dir(self) / "run"
         shutil.copytree(self.one, run)
-        (run / "measures.csv").write_text("step,gini\n1,0.25\n10,0.5\n")
+        (run / "measures.csv").write_text("step,gini,restricted_loss,excluded_loss,norm_a,norm_b,freq_norm_1\n"
+                                          "1,0.25,4,4,1,2,3\n10,0.5,0.1,3,1,2,3\n")
         specs = chart_specs(make_report(run).read_text())
+        by_title = {s["title"]: [series["name"] for series in s["series"]] for s in specs.values()}
         gini = [s for s in specs.values() if s["title"] == "gini"]
         self.assertEqual([(g["series"][0]["x"], g["series"][0]["y"]) for g in gini], [([1, 10], [0.25, 0.5])])
+        # Known measures share the panels of progress_measures.png; per-frequency norms get none.
+        self.assertEqual(by_title["loss on the training split"], ["restricted_loss", "excluded_loss"])
+        self.assertEqual(by_title["parameter norms"], ["norm_a", "norm_b"])
+        self.assertFalse([t for t in by_title if "freq_norm" in t])
 
     def test_a_sweep_report_links_every_table_row_to_its_run(self):
         page = make_report(self.sweep).read_text()

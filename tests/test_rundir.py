@@ -218,8 +218,9 @@ class DiskFull(unittest.TestCase):
                       "the run is kept at its checkpoint of step 20", err.getvalue())
         self.assertFalse((tmp / "full" / "summary.json").exists())
         self.assertEqual(list((tmp / "full").glob(".*")), [])  # no temporary file, no lock
-        self.assertEqual(run_experiment_main(["--resume", "--out", str(tmp / "full")]), 0)
-        self.assertEqual(run_experiment_main([*args, "--out", str(tmp / "whole")]), 0)
+        with contextlib.redirect_stdout(io.StringIO()):  # each run's one line
+            self.assertEqual(run_experiment_main(["--resume", "--out", str(tmp / "full")]), 0)
+            self.assertEqual(run_experiment_main([*args, "--out", str(tmp / "whole")]), 0)
         assert_same_run(self, tmp / "full", tmp / "whole")
 
     def test_a_sweep_records_the_run_as_failed_without_retrying_and_resumes_it_later(self):

@@ -59,27 +59,32 @@ def gini(values: np.ndarray) -> float:
     return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * v) / (n * total))
 
 
-def fourier_components(logits: np.ndarray, by_u: np.ndarray, keys) -> np.ndarray:
+def fourier_components(logits: np.ndarray, rows_by_u: np.ndarray, keys) -> np.ndarray:
     """The part of ``logits`` (one row per pair of the whole table, one column per class) that is a
     function of u = a + b or a - b mod p at the frequencies ``keys`` (0 is the constant): the
     cos(w_k u) and sin(w_k u) components of each class's logits over the p^2 pairs, as (p, classes),
-    one row per value of u. ``by_u`` (p, p) holds the table rows of each value of u.
+    one row per value of u. ``rows_by_u`` lists the table's rows by u: p rows for u = 0, then u = 1...
 
     Every value of u occurs p times in the table, so projecting a class's logits on a function of u
     is projecting their mean per value of u on it, over Z_p.
     """
-    p = len(by_u)
-    means = logits[by_u].mean(axis=1, dtype=np.float64)
-    spectrum = np.fft.rfft(means, axis=0)
+    p = int(round(np.sqrt(len(rows_by_u))))
+    sums = np.take(logits, rows_by_u, axis=0).reshape(p, p, -1).sum(axis=1, dtype=np.float64)
+    spectrum = np.fft.rfft(sums / p, axis=0)
     kept = np.zeros_like(spectrum)
     kept[keys] = spectrum[keys]
     return np.fft.irfft(kept, n=p, axis=0)
 
 
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean softmax cross-entropy in float64."""
-    z = np.array(logits, dtype=np.float64)
+def row_cross_entropy(logits: np.ndarray, labels: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Softmax cross-entropy of each row, in float64 (``overwrite``: float64 logits may be spoiled)."""
+    z = logits if overwrite and logits.dtype == np.float64 else np.array(logits, dtype=np.float64)
     z -= z.max(axis=1, keepdims=True)
     answer = z[np.arange(len(labels)), labels]
     np.exp(z, out=z)
-    return float(np.mean(np.log(z.sum(axis=1)) - answer))
+    return np.log(z.sum(axis=1)) - answer
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray, overwrite: bool = False) -> float:
+    """Mean softmax cross-entropy in float64."""
+    return float(np.mean(row_cross_entropy(logits, labels, overwrite)))

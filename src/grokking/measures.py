@@ -32,10 +32,12 @@ MEASURES_CSV = "measures.csv"
 
 class Context:
     """What a measure reads at one evaluation. Logits over the whole table are computed once, on
-    first use, and shared by every measure that reads them."""
+    first use, and shared by every measure that reads them; ``static`` is one dict for the whole
+    run, where a measure keeps what does not change between evaluations (index arrays)."""
 
-    def __init__(self, model, params: dict, table, train_idx: np.ndarray, task):
+    def __init__(self, model, params: dict, table, train_idx: np.ndarray, task, static: dict | None = None):
         self.model, self.params, self.table, self.train_idx, self.task = model, params, table, train_idx, task
+        self.static = {} if static is None else static
 
     @cached_property
     def logits(self) -> np.ndarray:
@@ -68,21 +70,33 @@ def fourier(ctx: Context) -> dict:
     return row
 
 
+def _by_u(ctx: Context) -> dict:
+    """The rows of the table per value of u = a + b or a - b (the table is complete: p rows for each),
+    the training rows' u, how many training rows each u has, and the answer of each u."""
+    p, t = ctx.task.p, ctx.table
+    u = (t.x + t.y) % p if ctx.task.operation == "x+y" else (t.x - t.y) % p
+    rows = np.argsort(u, kind="stable")
+    u_train = u[ctx.train_idx]
+    return {"rows": rows, "u_train": u_train, "counts": np.bincount(u_train, minlength=p),
+            "answers": t.labels[rows[::p]]}
+
+
 def circuit_losses(ctx: Context) -> dict:
     """Nanda et al.'s restricted loss (the logits' constant and key-frequency components of
     a + b or a - b only) and excluded loss (the logits without the key-frequency components), on the
     training split; the key frequencies are the embedding's (at most analysis.MAX_KEYS of them)."""
-    p, t = ctx.task.p, ctx.table
-    u = (t.x + t.y) % p if ctx.task.operation == "x+y" else (t.x - t.y) % p
-    by_u = np.argsort(u, kind="stable").reshape(p, p)  # the table is complete: p rows per value of u
+    if "circuit" not in ctx.static:
+        ctx.static["circuit"] = _by_u(ctx)
+    s = ctx.static["circuit"]
     keys = ctx.key_frequencies[:analysis.MAX_KEYS]
-    parts = analysis.fourier_components(ctx.logits, by_u, np.concatenate([[0], keys]))
-    u_train = u[ctx.train_idx]
-    constant_and_keys = parts[u_train]
-    constant = parts.mean(axis=0)  # the k = 0 part: each class's mean over the table
-    logits = np.asarray(ctx.train_logits, dtype=np.float64)
-    return {"restricted_loss": analysis.cross_entropy(constant_and_keys, ctx.train_labels),
-            "excluded_loss": analysis.cross_entropy(logits - constant_and_keys + constant, ctx.train_labels),
+    restricted = analysis.fourier_components(ctx.logits, s["rows"], np.concatenate([[0], keys]))
+    # The restricted logits, like the answer, are a function of u: one row per value of u, each
+    # weighted by how many training rows have it.
+    per_u = analysis.row_cross_entropy(restricted, s["answers"])
+    key_part = restricted - restricted.mean(axis=0)  # without the constant (k = 0)
+    excluded = ctx.train_logits - key_part[s["u_train"]]
+    return {"restricted_loss": float(s["counts"] @ per_u / len(s["u_train"])),
+            "excluded_loss": analysis.cross_entropy(excluded, ctx.train_labels, overwrite=True),
             "n_key_frequencies": len(keys)}
 
 
@@ -94,11 +108,11 @@ def norms(ctx: Context) -> dict:
 def logit_scale(ctx: Context) -> dict:
     """How large the training logits have grown: the root mean square of each row's logits about
     the row's mean, and the median margin of the answer over the best other class."""
-    z = np.asarray(ctx.train_logits, dtype=np.float64)
-    answer = z[np.arange(len(z)), ctx.train_labels]
-    top2 = np.partition(z, -2, axis=1)[:, -2:]  # the second largest, then the largest
+    z = ctx.train_logits
+    answer = z[np.arange(len(z)), ctx.train_labels].astype(np.float64)
+    top2 = np.partition(z, -2, axis=1)[:, -2:].astype(np.float64)  # the second largest, the largest
     best_other = np.where(answer >= top2[:, 1], top2[:, 0], top2[:, 1])
-    return {"logit_rms": float(np.sqrt(np.mean(z.var(axis=1)))),
+    return {"logit_rms": float(np.sqrt(np.mean(np.var(z, axis=1, dtype=np.float64)))),
             "logit_margin": float(np.median(answer - best_other))}
 
 

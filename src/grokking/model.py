@@ -192,6 +192,7 @@ class MLP:
         self.activation, self.init_scale, self.init = activation, init_scale, init
         self.dtype = np.dtype(dtype)
         self._ones = np.ones(n_classes, self.dtype)  # row sums by BLAS (softmax_cross_entropy)
+        self._work = {}  # evaluation arrays kept between evaluations, per chunk and size
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -236,11 +237,16 @@ class MLP:
         logits += params["b_out"]
         return logits, saved
 
+    def _eval_work(self, i: int, s: slice) -> dict:
+        """Arrays kept for chunk i of an evaluation of this many rows (see _scratch)."""
+        return self._work.setdefault((i, s.stop - s.start), {})
+
     def logits(self, params, x, y) -> np.ndarray:
         """(rows, classes) logits, in fixed chunks on the engine's threads."""
         tables = self._tables(params)
-        return np.concatenate(THREADS.map(lambda s: self._forward(params, tables, x[s], y[s])[0],
-                                          eval_slices(len(x))))
+        return np.concatenate(THREADS.map(
+            lambda c: self._forward(params, tables, x[c[1]], y[c[1]], self._eval_work(*c))[0],
+            list(enumerate(eval_slices(len(x))))))
 
     def operand_embedding(self, params) -> np.ndarray:
         """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
@@ -253,12 +259,13 @@ class MLP:
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
         tables = self._tables(params)
 
-        def chunk(s):
-            logits, _ = self._forward(params, tables, x[s], y[s])
+        def chunk(c):
+            i, s = c
+            logits, _ = self._forward(params, tables, x[s], y[s], self._eval_work(i, s))
             loss_sum, correct, _ = softmax_cross_entropy(logits, labels[s], ones=self._ones)
             return loss_sum, correct
 
-        parts = THREADS.map(chunk, eval_slices(len(labels)))
+        parts = THREADS.map(chunk, list(enumerate(eval_slices(len(labels)))))
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     # -- backward -----------------------------------------------------------------------------

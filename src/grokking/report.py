@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .plotting import read_metrics
 
 TRAIN, VAL, OTHER = "#d62728", "#2ca02c", "#1f77b4"
+PALETTE = (OTHER, "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 SUMMARY_KEYS = ("status", "steps", "steps_to_train_99", "steps_to_val_99", "grok_delay", "final_train_acc",
                 "final_val_acc", "best_val_acc", "val_drops_after_99", "min_val_acc_after_99",
                 "time_to_val_99_s", "wall_time_s", "steps_per_s", "n_params", "n_train", "n_val")
@@ -72,6 +73,25 @@ def _marks(summary: dict) -> list[dict]:
 def _measures(run_dir: Path) -> dict[str, list[float]]:
     path = run_dir / "measures.csv"
     return read_metrics(path) if path.exists() else {}
+
+
+def _measure_charts(columns: list[str]) -> list[tuple[str, list[str], bool]]:
+    """measures.csv's columns as charts: the panels of progress_measures.png, every parameter's norm
+    in one chart, any other column in its own; the per-frequency norms are left to the
+    key_frequencies figure."""
+    from .figures import MEASURE_PANELS
+
+    charts, covered = [], set()
+    for title, panel, logy in MEASURE_PANELS:
+        present = [c for c in panel if c in columns]
+        if present:
+            charts.append((title, present, logy))
+            covered.update(present)
+    norms = [c for c in columns if c.startswith("norm_") and c not in covered]
+    if norms:
+        charts.append(("parameter norms", norms, True))
+    rest = [c for c in columns if c not in covered and c not in norms and not c.startswith("freq_norm_")]
+    return charts + [(c, [c], False) for c in rest]
 
 
 class _Charts:
@@ -120,9 +140,10 @@ def _run_section(run: dict, root: Path, charts: _Charts, heading: str, embedding
         {"name": "weight norm", "color": OTHER, "x": _steps(m["step"]), "y": _finite(m["weight_norm"])}], "L2 norm",
         marks))
     measures = _measures(run["dir"])
-    for column in [c for c in measures if c != "step"]:
-        parts.append(charts.add(column, [{"name": column, "color": OTHER, "x": _steps(measures["step"]),
-                                          "y": _finite(measures[column])}], column, marks))
+    for title, columns, logy in _measure_charts([c for c in measures if c != "step"]):
+        parts.append(charts.add(title, [{"name": c, "color": PALETTE[i % len(PALETTE)], "x": _steps(measures["step"]),
+                                         "y": _finite(measures[c])} for i, c in enumerate(columns)],
+                                title if len(columns) > 1 else columns[0], marks, logy=logy))
     parts.append("</div>")
     if embeddings and (run["dir"] / "checkpoint.npz").exists():
         from .figures import embedding_pca
