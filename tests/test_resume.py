@@ -85,6 +85,9 @@ class Resume(unittest.TestCase):
                                     "model.dropout=0.1"],
             "progress measures": ["output.measures=all"],
             "a gradient transform with state": ["training.batch_size=16"],
+            "grokfast ema, scaled rate": ["optimizer.grokfast=ema", "optimizer.grokfast_scale_lr=true"],
+            "grokfast ma, perp grad": ["training.batch_size=16", "optimizer.grokfast=ma", "optimizer.grokfast_window=8",
+                                       "optimizer.perp_grad=true"],
         }
         for what, extra in variants.items():
             stateful = {"average": RunningMean.build} if what == "a gradient transform with state" else {}

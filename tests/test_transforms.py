@@ -6,7 +6,8 @@ from unittest import mock
 import numpy as np
 
 from grokking import transforms
-from grokking.transforms import GradNoise, Transforms, WeightNoise
+from grokking.errors import ConfigError
+from grokking.transforms import GradNoise, GrokfastEMA, GrokfastMA, PerpGrad, Transforms, WeightNoise, lr_factor
 
 from helpers import tiny_config
 
@@ -66,6 +67,74 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(list(Transforms(tiny_config(), np.random.SeedSequence(0)).stages), [])
         built = Transforms(tiny_config("optimizer.grad_noise=0.5"), np.random.SeedSequence(0)).stages
         self.assertEqual(built["grad_noise"].std, 0.5)
+
+
+class Methods(unittest.TestCase):
+    """Each method against a step computed by hand."""
+
+    G = [np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([0.0, 1.0])]
+
+    def steps(self, transform, n):
+        out = []
+        for t, g in enumerate(self.G[:n], start=1):
+            grads = {"w": g.copy()}
+            transform(grads, {"w": np.ones(2)}, t)
+            out.append(grads["w"])
+        return out
+
+    def test_grokfast_ema(self):
+        # alpha 0.5, lambda 2. Step 1: mu starts at g1 (as the official code), g1 + 2 g1 = (3, 6).
+        # Step 2: mu = 0.5 (1, 2) + 0.5 (3, -1) = (2, 0.5); (3, -1) + 2 (2, 0.5) = (7, 0).
+        a, b = self.steps(GrokfastEMA(alpha=0.5, lamb=2.0), 2)
+        np.testing.assert_array_equal(a, [3.0, 6.0])
+        np.testing.assert_array_equal(b, [7.0, 0.0])
+
+    def test_grokfast_ma(self):
+        # window 2, lambda 4: nothing until the window is full; then g + 4 * mean of the window.
+        # Step 2: (3, -1) + 2 (4, 1) = (11, 1). Step 3: the window is g2, g3: (0, 1) + 2 (3, 0) = (6, 1).
+        a, b, c = self.steps(GrokfastMA(window=2, lamb=4.0), 3)
+        np.testing.assert_array_equal(a, [1.0, 2.0])
+        np.testing.assert_array_equal(b, [11.0, 1.0])
+        np.testing.assert_array_equal(c, [6.0, 1.0])
+
+    def test_filters_carry_their_state_through_a_state_dict(self):
+        for make in (lambda: GrokfastEMA(0.5, 2.0), lambda: GrokfastMA(2, 4.0)):
+            whole = self.steps(make(), 3)
+            first = make()
+            self.steps(first, 2)
+            second = make()
+            second.load_state_dict(first.state_dict())
+            grads = {"w": self.G[2].copy()}
+            second(grads, {"w": np.ones(2)}, 3)
+            np.testing.assert_array_equal(grads["w"], whole[2])
+
+    def test_perp_grad(self):
+        theta, g = {"w": np.array([1.0, 0.0])}, {"w": np.array([1.0, 1.0])}
+        PerpGrad(rescale=False)(g, theta, 1)
+        np.testing.assert_allclose(g["w"], [0.0, 1.0])
+        g = {"w": np.array([1.0, 1.0])}
+        PerpGrad()(g, theta, 1)
+        np.testing.assert_allclose(g["w"], [0.0, np.sqrt(2.0)])  # the official code keeps |g|
+        rng = np.random.default_rng(0)
+        theta = {"a": rng.standard_normal((4, 3)), "b": rng.standard_normal(5)}
+        g = {k: rng.standard_normal(v.shape) for k, v in theta.items()}
+        norms = {k: np.linalg.norm(v) for k, v in g.items()}
+        PerpGrad()(g, theta, 1)
+        for k in theta:  # per tensor: orthogonal to its weights, with the gradient's norm
+            self.assertAlmostEqual(float(np.vdot(g[k], theta[k])), 0.0, places=12)
+            self.assertAlmostEqual(float(np.linalg.norm(g[k])), norms[k], places=12)
+
+    def test_config_builds_them_and_scales_the_rate(self):
+        stages = Transforms(tiny_config("optimizer.grokfast=ma", "optimizer.grokfast_window=7",
+                                        "optimizer.perp_grad=true", "optimizer.grad_noise=0.1"),
+                            np.random.SeedSequence(0)).stages
+        self.assertEqual(list(stages), ["grad_noise", "grokfast", "perp_grad"])
+        self.assertEqual(stages["grokfast"].window, 7)
+        self.assertEqual(lr_factor(tiny_config("optimizer.grokfast=ema")), 1.0)
+        self.assertEqual(lr_factor(tiny_config("optimizer.grokfast=ema", "optimizer.grokfast_scale_lr=true")), 1 / 3)
+        self.assertEqual(lr_factor(tiny_config("optimizer.grokfast_scale_lr=true")), 1.0)  # no filter, no change
+        with self.assertRaisesRegex(ConfigError, "optimizer.grokfast must be ema, ma or empty, got 'sma'"):
+            tiny_config("optimizer.grokfast=sma")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .engine import LOSS_DTYPES, LOSSES
 from .loggers import parse_loggers
 from .measures import parse_measures
 from .model import ACTIVATIONS, DTYPES, INITS
@@ -19,6 +20,7 @@ from .models import MODELS
 from .optimizer import DECAY_TOWARD, OPTIMIZERS
 from .transformer import POSITIONAL
 from .tasks import check_task
+from .transforms import GROKFAST
 
 
 def _f(default, help: str):
@@ -50,6 +52,10 @@ class ModelConfig:
     init: str = _f("normal", "initial weights: normal, N(0, init_scale^2 / fan_in), or uniform, "
                              "U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear; embeddings N(0, init_scale^2)")
     dtype: str = _f("float32", "float32 or float64")
+    loss: str = _f("softmax", "the output's normalization in the cross-entropy: softmax, or stablemax "
+                              "(Prieto et al. 2025: s(z) = z + 1 for z >= 0, 1 / (1 - z) below)")
+    loss_dtype: str = _f("", "the precision of the loss: float32, float64 (e.g. a float64 softmax over a "
+                             "float32 model), or empty for the model's dtype")
 
 
 @dataclass
@@ -65,6 +71,15 @@ class OptimizerConfig:
     eps: float = _f(1e-8, "AdamW denominator epsilon")
     momentum: float = _f(0.0, "SGD momentum")
     warmup_steps: int = _f(10, "linear learning-rate warmup over the first updates")
+    grokfast: str = _f("", "Grokfast gradient filter (Lee et al. 2024): ema, ma, or empty for none")
+    grokfast_alpha: float = _f(0.98, "Grokfast ema: decay of the gradients' running average")
+    grokfast_lambda: float = _f(2.0, "Grokfast: weight of the filtered gradient added to the gradient "
+                                     "(the paper's ema used 2, its ma 5)")
+    grokfast_window: int = _f(100, "Grokfast ma: how many recent gradients are averaged")
+    grokfast_scale_lr: bool = _f(False, "Grokfast: divide the learning rate by 1 + grokfast_lambda, "
+                                        "for a like-for-like comparison with the unfiltered baseline")
+    perp_grad: bool = _f(False, "⊥Grad (Prieto et al. 2025): remove each tensor's gradient component "
+                                "along its weights (rescaled to the gradient's norm) before the optimizer")
 
 
 @dataclass
@@ -293,6 +308,9 @@ def validate(config: Config) -> Config:
         (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
         (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
         (m.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {m.dtype!r}"),
+        (m.loss in LOSSES, f"model.loss must be one of {', '.join(LOSSES)}, got {m.loss!r}"),
+        (m.loss_dtype in LOSS_DTYPES, "model.loss_dtype must be float32, float64 or empty (the model's "
+                                      f"dtype), got {m.loss_dtype!r}"),
         (o.name in OPTIMIZERS, f"optimizer.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}"),
         (o.decay_toward in DECAY_TOWARD,
          f"optimizer.decay_toward must be one of {', '.join(DECAY_TOWARD)}, got {o.decay_toward!r}"),
@@ -303,6 +321,10 @@ def validate(config: Config) -> Config:
         (o.eps > 0, f"optimizer.eps must be > 0, got {o.eps}"),
         (0 <= o.momentum < 1, f"optimizer.momentum must be in [0, 1), got {o.momentum}"),
         (o.warmup_steps >= 0, f"optimizer.warmup_steps must be >= 0, got {o.warmup_steps}"),
+        (o.grokfast in GROKFAST, f"optimizer.grokfast must be ema, ma or empty, got {o.grokfast!r}"),
+        (0 <= o.grokfast_alpha < 1, f"optimizer.grokfast_alpha must be in [0, 1), got {o.grokfast_alpha}"),
+        (o.grokfast_lambda >= 0, f"optimizer.grokfast_lambda must be >= 0, got {o.grokfast_lambda}"),
+        (o.grokfast_window >= 1, f"optimizer.grokfast_window must be >= 1, got {o.grokfast_window}"),
         (tr.steps >= 1, f"training.steps must be >= 1, got {tr.steps}"),
         (tr.batch_size >= 0, f"training.batch_size must be >= 0 (0 means full batch), got {tr.batch_size}"),
         (tr.eval_interval >= 1, f"training.eval_interval must be >= 1, got {tr.eval_interval}"),

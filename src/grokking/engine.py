@@ -95,3 +95,48 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float |
     logits *= (scale / sum_exp)[:, None].astype(logits.dtype, copy=False)
     logits[rows, labels] -= scale
     return loss_sum, correct, logits
+
+
+LOSSES = ("softmax", "stablemax")
+LOSS_DTYPES = ("", "float32", "float64")  # "": the model's dtype
+
+
+def stablemax(z: np.ndarray) -> np.ndarray:
+    """Prieto et al.'s s(z): z + 1 for z >= 0, 1 / (1 - z) below; positive, and linear, not
+    exponential, in large logits, so its normalization cannot collapse to one class's term."""
+    return np.where(z >= 0, z + 1, 1 / (1 - np.minimum(z, 0)))
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = None,
+                  loss: str = "softmax", dtype=None):
+    """softmax_cross_entropy's contract for any loss of ``LOSSES``, computed in ``dtype`` (None:
+    the logits'): summed loss, number correct, and scale * d(summed loss)/d(logits) written over
+    ``logits``. The engines' default (softmax in the model's dtype) keeps its faster path.
+
+    StableMax: p_j = s(z_j) / sum_k s(z_k), loss -log p_y, and d loss / d z_j = (p_j - [j = y]) s'(z_j)
+    / s(z_j), where s'/s = 1 / (1 + |z|) on both branches.
+    """
+    n = len(labels)
+    rows = np.arange(n)
+    z = logits.astype(dtype or logits.dtype, copy=True)
+    correct = int(np.count_nonzero(z[rows, labels] == z.max(axis=1)))
+    if loss == "softmax":
+        z -= z.max(axis=1, keepdims=True)
+        answer = z[rows, labels]
+        e = np.exp(z)
+        total = e.sum(axis=1)
+        loss_sum = float(np.sum(np.log(total) - answer))
+        grad = e / total[:, None]
+        grad[rows, labels] -= 1
+    elif loss == "stablemax":
+        s = stablemax(z)
+        p = s / s.sum(axis=1, keepdims=True)
+        loss_sum = float(-np.sum(np.log(p[rows, labels])))
+        grad = p
+        grad[rows, labels] -= 1
+        grad /= 1 + np.abs(z)
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+    grad *= 1.0 / n if scale is None else scale
+    logits[...] = grad
+    return loss_sum, correct, logits

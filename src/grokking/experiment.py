@@ -30,7 +30,7 @@ from .measures import evaluate as evaluate_measures
 from .models import MODELS
 from .optimizer import SGD, Adam, flatten, learning_rate
 from .tasks import build_table, split_indices
-from .transforms import Transforms, WeightNoise
+from .transforms import Transforms, WeightNoise, lr_factor
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
 THRESHOLD = 0.99  # "steps until 99% accuracy", the paper's metric (Power et al. Sec. 3.1.1)
@@ -248,6 +248,7 @@ class _Run:
         self.params = flatten(self.model.init_params(np.random.default_rng(streams.init)))  # cheap updates
         self.optimizer = build_optimizer(config, self.params)
         self.transforms = Transforms(config, streams.noise)
+        self.lr_factor = lr_factor(config)
         self.weight_noise = WeightNoise(streams.noise, config.optimizer.weight_noise)
         self.train_rows, self.val_rows = self._rows(self.train_idx), self._rows(self.val_idx)
         self.full_batch = tr.batch_size == 0 or tr.batch_size >= len(self.train_idx)
@@ -314,7 +315,7 @@ class _Run:
     def step(self, step: int) -> tuple[float, bool]:
         """One update; returns the learning rate and whether the loss diverged (then no update)."""
         config = self.config
-        lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps)
+        lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps) * self.lr_factor
         batch = self.fixed if self.full_batch else \
             Batch(*self._rows(self.batch_order.next()), self.table.n_tokens, self.model.dtype)
         rng = _step_rng(self.streams.dropout, step) if self.model.uses_rng else None

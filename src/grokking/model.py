@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import LOGIT_CEILING, LOGIT_FLOOR, Batch, add_in_order, eval_slices, softmax_cross_entropy, views
+from .engine import (LOGIT_CEILING, LOGIT_FLOOR, Batch, add_in_order, cross_entropy, eval_slices,
+                     softmax_cross_entropy, views)
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
@@ -186,13 +187,16 @@ def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, s
 class MLP:
     def __init__(self, n_tokens: int, n_classes: int, d_embed: int = 128, d_hidden: int = 256,
                  n_layers: int = 1, activation: str = "relu", init_scale: float = 1.0,
-                 dtype: str = "float32", init: str = "normal"):
+                 dtype: str = "float32", init: str = "normal", loss: str = "softmax", loss_dtype: str = ""):
         self.n_tokens, self.n_classes = n_tokens, n_classes
         self.d_embed, self.d_hidden, self.n_layers = d_embed, d_hidden, n_layers
         self.activation, self.init_scale, self.init = activation, init_scale, init
         self.dtype = np.dtype(dtype)
         self._ones = np.ones(n_classes, self.dtype)  # row sums by BLAS (softmax_cross_entropy)
         self._work = {}  # evaluation arrays kept between evaluations, per chunk and size
+        self.loss, self.loss_dtype = loss, np.dtype(loss_dtype or dtype)
+        # Softmax in the model's dtype takes the engine's fast paths; anything else the general one.
+        self._plain_loss = loss == "softmax" and self.loss_dtype == self.dtype
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -262,6 +266,8 @@ class MLP:
         def chunk(c):
             i, s = c
             logits, _ = self._forward(params, tables, x[s], y[s], self._eval_work(i, s))
+            if not self._plain_loss:
+                return cross_entropy(logits, labels[s], loss=self.loss, dtype=self.loss_dtype)[:2]
             loss_sum, correct, _ = softmax_cross_entropy(logits, labels[s], ones=self._ones)
             return loss_sum, correct
 
@@ -286,8 +292,10 @@ class MLP:
         table_y = np.matmul(embed_y, w1_y, out=out("table_y", (len(embed_y), shape[1])))
         logits, saved = self._forward(params, (table_x, table_y), chunk.x, chunk.y_local, work)
         shifted = answer_shifted_cross_entropy(logits, chunk.answer_index(self.n_classes), scale,
-                                               self._ones)
-        if shifted is None:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
+                                               self._ones) if self._plain_loss else None
+        if not self._plain_loss:
+            loss_sum, _, dlogits = cross_entropy(logits, chunk.labels, scale, self.loss, self.loss_dtype)
+        elif shifted is None:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
             np.matmul(saved[-1][0], params["W_out"], out=logits)
             logits += params["b_out"]
             loss_sum, _, dlogits = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)

@@ -13,7 +13,8 @@ from .model import MLP
 
 def _mlp(m, n_tokens: int, n_classes: int):
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
-               activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init)
+               activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init,
+               loss=m.loss, loss_dtype=m.loss_dtype)
 
 
 def _transformer(m, n_tokens: int, n_classes: int):
@@ -21,7 +22,7 @@ def _transformer(m, n_tokens: int, n_classes: int):
 
     return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
                        dropout=m.dropout, init_scale=m.init_scale, dtype=m.dtype, positional=m.positional,
-                       init=m.init, position_scale=m.position_scale)
+                       init=m.init, position_scale=m.position_scale, loss=m.loss, loss_dtype=m.loss_dtype)
 
 
 # model.type -> a builder from the model config. A model has init_params(rng),

@@ -59,7 +59,7 @@ import math
 
 import numpy as np
 
-from .engine import Batch, add_in_order, softmax_cross_entropy, views
+from .engine import Batch, add_in_order, cross_entropy, softmax_cross_entropy, views
 from .model import draw_weight
 from .parallel import THREADS, even_slices
 
@@ -174,7 +174,8 @@ class Transformer:
     def __init__(self, n_tokens: int, n_classes: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, d_ff: int | None = None, dropout: float = 0.0,
                  init_scale: float = 1.0, dtype: str = "float32", positional: str = "sinusoidal",
-                 init: str = "normal", position_scale: float = 1.0):
+                 init: str = "normal", position_scale: float = 1.0, loss: str = "softmax",
+                 loss_dtype: str = ""):
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         if positional not in POSITIONAL:
@@ -187,6 +188,7 @@ class Transformer:
         self.d_ff = 4 * d_model if d_ff is None else d_ff
         self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
+        self.loss, self.loss_dtype = loss, np.dtype(loss_dtype or dtype)
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
@@ -381,9 +383,14 @@ class Transformer:
         plan = _Plan(x, y)
         _, _, suffix = self._forward(params, plan)
         labels = np.asarray(labels)
-        parts = THREADS.map(lambda c: softmax_cross_entropy(suffix[c][0], labels[plan.chunks[c]])[:2],
+        parts = THREADS.map(lambda c: self._cross_entropy(suffix[c][0], labels[plan.chunks[c]])[:2],
                             range(len(plan.chunks)))
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
+
+    def _cross_entropy(self, logits, labels, scale=None):
+        if self.loss == "softmax" and self.loss_dtype == self.dtype:
+            return softmax_cross_entropy(logits, labels, scale)
+        return cross_entropy(logits, labels, scale, self.loss, self.loss_dtype)
 
     # -- backward -----------------------------------------------------------------------------
     @property
@@ -460,7 +467,7 @@ class Transformer:
         the prefix rows' keys and values per layer, and the first layer's inputs' gradients summed
         per distinct y and for "=" (both (rows, 4d): q, k, v, then the residual)."""
         logits, h_last, caches = forward
-        loss_sum, correct, dlogits = softmax_cross_entropy(logits, labels, scale)
+        loss_sum, correct, dlogits = self._cross_entropy(logits, labels, scale)
         grads = {"W_out": h_last.T @ dlogits}
         dh = dlogits @ params["W_out"].T
         n, rows = plan.sizes[c], plan.chunks[c]

@@ -62,11 +62,129 @@ class WeightNoise:
             _add_noise(params, self.std, _step_rng(self.seed, step, 1))
 
 
-# name -> builder(config, noise seed) returning the transform or None; applied in this order.
+class GrokfastEMA:
+    """Grokfast's EMA filter (Lee et al. 2024): mu <- alpha mu + (1 - alpha) g, then g <- g + lambda mu.
+    As the official code, mu starts at the first gradient. State: mu, in float64."""
+
+    def __init__(self, alpha: float, lamb: float):
+        self.alpha, self.lamb = alpha, lamb
+        self.mu = None
+
+    def __call__(self, grads: dict, params: dict, step: int) -> None:
+        if self.mu is None:
+            self.mu = {k: g.astype(np.float64) for k, g in grads.items()}
+        for k, g in grads.items():
+            mu = self.mu[k]
+            mu *= self.alpha
+            mu += (1 - self.alpha) * g
+            g += (self.lamb * mu).astype(g.dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        return {} if self.mu is None else {f"mu.{k}": v for k, v in self.mu.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        mu = {k[len("mu."):]: np.array(v, dtype=np.float64) for k, v in state.items() if k.startswith("mu.")}
+        self.mu = mu or None
+
+
+class GrokfastMA:
+    """Grokfast's moving-average filter: g <- g + lambda * mean of the last ``window`` gradients
+    (this one included), applied once the window is full, as the official code's default warmup.
+    The mean is a running sum in float64 (add the newest, subtract the one leaving). State: the
+    window's gradients, oldest first, and the running sum; a window of w keeps w copies of the
+    gradients, so it makes checkpoint.npz about w times the size of the parameters."""
+
+    def __init__(self, window: int, lamb: float):
+        self.window, self.lamb = window, lamb
+        self.history: list[dict] = []
+        self.total = None
+
+    def __call__(self, grads: dict, params: dict, step: int) -> None:
+        if self.total is None:
+            self.total = {k: np.zeros(g.shape, np.float64) for k, g in grads.items()}
+        self.history.append({k: g.copy() for k, g in grads.items()})
+        for k, g in grads.items():
+            self.total[k] += g
+        if len(self.history) > self.window:
+            for k, old in self.history.pop(0).items():
+                self.total[k] -= old
+        if len(self.history) == self.window:
+            for k, g in grads.items():
+                g += (self.lamb / self.window * self.total[k]).astype(g.dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        state = {"count": len(self.history)}
+        if self.total is not None:
+            state.update({f"total.{k}": v for k, v in self.total.items()})
+            for i, past in enumerate(self.history):
+                state.update({f"past{i}.{k}": v for k, v in past.items()})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        def part(prefix):
+            return {k[len(prefix):]: np.array(v) for k, v in state.items() if k.startswith(prefix)}
+
+        self.total = part("total.") or None
+        self.history = [part(f"past{i}.") for i in range(int(state.get("count", 0)))]
+
+
+class PerpGrad:
+    """⊥Grad (Prieto et al. 2025): per parameter tensor, the gradient without its component along
+    the weights, g - (theta . g / theta . theta) theta, so a step cannot simply scale the weights up;
+    ``rescale`` gives it back the norm of g, as the official code does."""
+
+    def __init__(self, rescale: bool = True):
+        self.rescale = rescale
+
+    def __call__(self, grads: dict, params: dict, step: int) -> None:
+        for k, g in grads.items():
+            theta = params[k].astype(np.float64)
+            g64 = g.astype(np.float64)
+            norm_theta = float(np.vdot(theta, theta))
+            if norm_theta == 0:
+                continue
+            perp = g64 - (float(np.vdot(theta, g64)) / norm_theta) * theta
+            if self.rescale:
+                norm_perp = float(np.sqrt(np.vdot(perp, perp)))
+                if norm_perp > 0:
+                    perp *= float(np.sqrt(np.vdot(g64, g64))) / norm_perp
+            g[...] = perp
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _grokfast(config, seed):
+    o = config.optimizer
+    if o.grokfast == "ema":
+        return GrokfastEMA(o.grokfast_alpha, o.grokfast_lambda)
+    if o.grokfast == "ma":
+        return GrokfastMA(o.grokfast_window, o.grokfast_lambda)
+    return None
+
+
+GROKFAST = ("", "ema", "ma")
+
+# name -> builder(config, noise seed) returning the transform or None; applied in this order:
+# noise is part of the gradient a filter sees, and ⊥Grad comes last, so that what reaches the
+# optimizer has no component along the weights.
 TRANSFORMS = {
     "grad_noise": lambda config, seed: GradNoise(seed, config.optimizer.grad_noise)
     if config.optimizer.grad_noise else None,
+    "grokfast": _grokfast,
+    "perp_grad": lambda config, seed: PerpGrad() if config.optimizer.perp_grad else None,
 }
+
+
+def lr_factor(config) -> float:
+    """What the learning rate is multiplied by: 1 / (1 + lambda) with optimizer.grokfast_scale_lr,
+    so that a Grokfast run and its baseline take steps of the same size on a steady gradient (the
+    filter amplifies it by 1 + lambda)."""
+    o = config.optimizer
+    return 1.0 / (1.0 + o.grokfast_lambda) if o.grokfast and o.grokfast_scale_lr else 1.0
 
 
 class Transforms:
