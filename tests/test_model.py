@@ -3,7 +3,7 @@ import unittest
 import numpy as np
 
 from grokking.engine import CHUNK_ROWS, Batch, softmax_cross_entropy
-from grokking.model import (ACTIVATIONS, BLOCK_ROWS, MLP, answer_shifted_cross_entropy, draw_weight,
+from grokking.model import (ACTIVATIONS, BLOCK_ROWS, INPUTS, MLP, answer_shifted_cross_entropy, draw_weight,
                             engine_threads, mlp_chunks, reference_loss_and_grads, weight_norm)
 
 from helpers import numerical_grads
@@ -17,10 +17,10 @@ def random_batch(rng, n_tokens, n_classes, n, dtype="float32"):
 class GradientCheck(unittest.TestCase):
     """Central finite differences in float64 against the hand-written backward pass."""
 
-    def check(self, activation, n_layers):
+    def check(self, activation, n_layers, input="embedding"):
         rng = np.random.default_rng(0)
         model = MLP(7, 5, d_embed=4, d_hidden=6, n_layers=n_layers, activation=activation,
-                    dtype="float64")
+                    dtype="float64", input=input)
         params = model.init_params(rng)
         for p in params.values():  # nonzero biases, so their gradients are exercised too
             p += 0.1 * rng.standard_normal(p.shape)
@@ -28,13 +28,17 @@ class GradientCheck(unittest.TestCase):
         _, _, grads = model.loss_and_grads(params, batch)
         numeric = numerical_grads(lambda: model.loss_and_grads(params, batch)[0], params)
         for name in params:
-            with self.subTest(activation=activation, layers=n_layers, param=name):
+            with self.subTest(activation=activation, layers=n_layers, input=input, param=name):
                 np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-8)
 
     def test_every_activation_and_depth(self):
         for activation in ACTIVATIONS:
             for n_layers in (1, 2):
                 self.check(activation, n_layers)
+
+    def test_one_hot_input(self):
+        self.check("relu", 2, "onehot")
+        self.check("quadratic", 1, "onehot")
 
 
 class FastPathMatchesReference(unittest.TestCase):
@@ -56,10 +60,17 @@ class FastPathMatchesReference(unittest.TestCase):
                     np.testing.assert_allclose(grads[name] / scale, rgrads[name] / scale, atol=2e-5)
 
     def test_chunked_and_threaded_batches(self):
+        for input in INPUTS:
+            with self.subTest(input=input):
+                self.chunked_and_threaded(input)
+
+    def chunked_and_threaded(self, input):
         # Large enough for several chunks, with a token that never occurs as x.
         rng = np.random.default_rng(2)
-        model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64")
+        model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64", input=input)
         params = model.init_params(rng)
+        self.assertEqual("embed" in params, input == "embedding")
+        self.assertEqual(params["W1"].shape[0], 2 * (13 if input == "onehot" else 8))
         n = 4 * BLOCK_ROWS + 77  # 4 blocks of y tokens
         x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
         x[x == 3] = 4

@@ -86,6 +86,9 @@ class Resume(unittest.TestCase):
             "progress measures": ["output.measures=all"],
             "a gradient transform with state": ["training.batch_size=16"],
             "grokfast ema, scaled rate": ["optimizer.grokfast=ema", "optimizer.grokfast_scale_lr=true"],
+            "one-hot input, minibatch": ["model.input=onehot", "training.batch_size=16"],
+            "constant norm, stablemax, float64 loss": ["optimizer.constant_norm=true", "model.loss=stablemax",
+                                                       "model.loss_dtype=float64"],
             "grokfast ma, perp grad": ["training.batch_size=16", "optimizer.grokfast=ma", "optimizer.grokfast_window=8",
                                        "optimizer.perp_grad=true"],
         }

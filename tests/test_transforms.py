@@ -7,9 +7,10 @@ import numpy as np
 
 from grokking import transforms
 from grokking.errors import ConfigError
-from grokking.transforms import GradNoise, GrokfastEMA, GrokfastMA, PerpGrad, Transforms, WeightNoise, lr_factor
+from grokking.transforms import (ConstantNorm, GradNoise, GrokfastEMA, GrokfastMA, PerpGrad, Transforms,
+                                 WeightNoise, lr_factor)
 
-from helpers import tiny_config
+from helpers import quiet, temp_dir, tiny_config
 
 
 class Noise(unittest.TestCase):
@@ -123,6 +124,26 @@ class Methods(unittest.TestCase):
         for k in theta:  # per tensor: orthogonal to its weights, with the gradient's norm
             self.assertAlmostEqual(float(np.vdot(g[k], theta[k])), 0.0, places=12)
             self.assertAlmostEqual(float(np.linalg.norm(g[k])), norms[k], places=12)
+
+    def test_constant_norm(self):
+        hold = ConstantNorm({"a": np.array([3.0, 0.0]), "b": np.array([4.0])})  # total norm 5
+        params = {"a": np.array([6.0, 0.0]), "b": np.array([8.0])}
+        hold(params, 1)
+        np.testing.assert_allclose(params["a"], [3.0, 0.0])
+        np.testing.assert_allclose(params["b"], [4.0])
+
+    def test_a_run_with_constant_norm_keeps_its_initial_norm(self):
+        from grokking.experiment import run_experiment
+        from grokking.plotting import read_metrics
+
+        tmp = temp_dir(self)
+        run_experiment(tiny_config("output.curves=false", "optimizer.constant_norm=true", "model.init_scale=0.5"),
+                       tmp / "r", log=quiet)
+        norms = read_metrics(tmp / "r" / "metrics.csv")["weight_norm"]
+        np.testing.assert_allclose(norms, norms[0], rtol=1e-5)
+        run_experiment(tiny_config("output.curves=false", "model.init_scale=0.5"), tmp / "free", log=quiet)
+        free = read_metrics(tmp / "free" / "metrics.csv")["weight_norm"]
+        self.assertGreater(abs(free[-1] - free[0]) / free[0], 1e-2)  # without it, the norm moves
 
     def test_config_builds_them_and_scales_the_rate(self):
         stages = Transforms(tiny_config("optimizer.grokfast=ma", "optimizer.grokfast_window=7",

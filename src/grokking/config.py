@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .engine import LOSS_DTYPES, LOSSES
 from .loggers import parse_loggers
 from .measures import parse_measures
-from .model import ACTIVATIONS, DTYPES, INITS
+from .model import ACTIVATIONS, DTYPES, INITS, INPUTS
 from .models import MODELS
 from .optimizer import DECAY_TOWARD, OPTIMIZERS
 from .transformer import POSITIONAL
@@ -39,6 +39,8 @@ class TaskConfig:
 class ModelConfig:
     type: str = _f("mlp", "architecture: mlp (embedding MLP) or transformer (Power et al. App. A.1.2)")
     d_embed: int = _f(128, "mlp: width of the learned operand embeddings")
+    input: str = _f("embedding", "mlp: embedding (learned, shared by x and y) or onehot (the pair's one-hot "
+                                 "vectors straight into the first layer, as Gromov 2023 and Prieto et al. 2025)")
     d_hidden: int = _f(256, "mlp: width of each hidden layer")
     n_layers: int = _f(1, "mlp: hidden layers; transformer: blocks (the paper used 2)")
     activation: str = _f("relu", "mlp: hidden activation, relu, quadratic (z^2) or tanh")
@@ -78,6 +80,8 @@ class OptimizerConfig:
     grokfast_window: int = _f(100, "Grokfast ma: how many recent gradients are averaged")
     grokfast_scale_lr: bool = _f(False, "Grokfast: divide the learning rate by 1 + grokfast_lambda, "
                                         "for a like-for-like comparison with the unfiltered baseline")
+    constant_norm: bool = _f(False, "Omnigrok: after each update, rescale all weights to their total norm "
+                                    "at initialization (set by model.init_scale)")
     perp_grad: bool = _f(False, "⊥Grad (Prieto et al. 2025): remove each tensor's gradient component "
                                 "along its weights (rescaled to the gradient's norm) before the optimizer")
 
@@ -307,6 +311,9 @@ def validate(config: Config) -> Config:
         (m.init_scale > 0, f"model.init_scale must be > 0, got {m.init_scale}"),
         (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
         (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
+        (m.input in INPUTS, f"model.input must be one of {', '.join(INPUTS)}, got {m.input!r}"),
+        (m.input == "embedding" or m.type == "mlp", "model.input=onehot is an MLP setting; the transformer "
+                                                     "embeds its tokens"),
         (m.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {m.dtype!r}"),
         (m.loss in LOSSES, f"model.loss must be one of {', '.join(LOSSES)}, got {m.loss!r}"),
         (m.loss_dtype in LOSS_DTYPES, "model.loss_dtype must be float32, float64 or empty (the model's "

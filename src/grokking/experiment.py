@@ -30,7 +30,7 @@ from .measures import evaluate as evaluate_measures
 from .models import MODELS
 from .optimizer import SGD, Adam, flatten, learning_rate
 from .tasks import build_table, split_indices
-from .transforms import Transforms, WeightNoise, lr_factor
+from .transforms import ConstantNorm, Transforms, WeightNoise, lr_factor
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
 THRESHOLD = 0.99  # "steps until 99% accuracy", the paper's metric (Power et al. Sec. 3.1.1)
@@ -249,7 +249,10 @@ class _Run:
         self.optimizer = build_optimizer(config, self.params)
         self.transforms = Transforms(config, streams.noise)
         self.lr_factor = lr_factor(config)
-        self.weight_noise = WeightNoise(streams.noise, config.optimizer.weight_noise)
+        # What changes the weights after each update: noise, then Omnigrok's constant norm.
+        self.after_update = [WeightNoise(streams.noise, config.optimizer.weight_noise)]
+        if config.optimizer.constant_norm:
+            self.after_update.append(ConstantNorm(self.params))
         self.train_rows, self.val_rows = self._rows(self.train_idx), self._rows(self.val_idx)
         self.full_batch = tr.batch_size == 0 or tr.batch_size >= len(self.train_idx)
         self.fixed = Batch(*self.train_rows, self.table.n_tokens, self.model.dtype) if self.full_batch else None
@@ -324,7 +327,8 @@ class _Run:
             return lr, True
         self.transforms(grads, self.params, step)
         self.optimizer.step(self.params, grads, lr)
-        self.weight_noise(self.params, step)
+        for change in self.after_update:
+            change(self.params, step)
         return lr, False
 
     def evaluate(self, step: int, lr: float) -> dict:

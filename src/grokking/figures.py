@@ -282,7 +282,11 @@ def _embedding_panel(fig, ax, run: dict, title: str) -> None:
     that never generalized has no circle to find; it is coloured by x and says so.
     """
     with np.load(run["dir"] / CHECKPOINT, allow_pickle=False) as data:
-        embed = np.asarray(data["param.embed"], dtype=np.float64)
+        if "param.embed" in data.files:
+            embed = np.asarray(data["param.embed"], dtype=np.float64)
+        else:  # one-hot input: a token's rows of W1, its x and y halves side by side
+            w1 = np.asarray(data["param.W1"], dtype=np.float64)
+            embed = np.concatenate([w1[:len(w1) // 2], w1[len(w1) // 2:]], axis=1)
     task = run["config"]["task"]
     modular = "." not in task["operation"]
     n = task["p"] if modular else len(embed)

@@ -31,6 +31,7 @@ from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 INITS = ("normal", "uniform")
+INPUTS = ("embedding", "onehot")
 DTYPES = ("float32", "float64")
 # A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
 _EXP_CEILING = 0.5 * float(np.exp(LOGIT_CEILING))
@@ -187,8 +188,15 @@ def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, s
 class MLP:
     def __init__(self, n_tokens: int, n_classes: int, d_embed: int = 128, d_hidden: int = 256,
                  n_layers: int = 1, activation: str = "relu", init_scale: float = 1.0,
-                 dtype: str = "float32", init: str = "normal", loss: str = "softmax", loss_dtype: str = ""):
+                 dtype: str = "float32", init: str = "normal", loss: str = "softmax", loss_dtype: str = "",
+                 input: str = "embedding"):
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, not {input!r}")
         self.n_tokens, self.n_classes = n_tokens, n_classes
+        # One-hot input (Gromov 2023, Prieto et al. 2025): the pair's one-hot vectors go straight to
+        # the first layer, as if the embedding were the identity; W1 then has a row per token and side.
+        self.onehot = input == "onehot"
+        self.d_in = n_tokens if self.onehot else d_embed
         self.d_embed, self.d_hidden, self.n_layers = d_embed, d_hidden, n_layers
         self.activation, self.init_scale, self.init = activation, init_scale, init
         self.dtype = np.dtype(dtype)
@@ -201,8 +209,9 @@ class MLP:
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Embeddings ~ N(0, init_scale^2); weights by ``draw_weight``; biases zero."""
-        s, d, h = self.init_scale, self.d_embed, self.d_hidden
-        shapes = {"embed": (self.n_tokens, d), "W1": (2 * d, h)}
+        s, d, h = self.init_scale, self.d_in, self.d_hidden
+        shapes = {} if self.onehot else {"embed": (self.n_tokens, d)}
+        shapes["W1"] = (2 * d, h)
         for k in range(2, self.n_layers + 1):
             shapes[f"W{k}"] = (h, h)
         shapes["W_out"] = (h, self.n_classes)
@@ -217,10 +226,12 @@ class MLP:
     # -- forward ------------------------------------------------------------------------------
     def _tables(self, params):
         """The first layer per token: E @ W1_x + b1 and E @ W1_y, each (n_tokens, d_hidden)."""
-        return self._table_x(params), params["embed"] @ params["W1"][self.d_embed:]
+        w1_y = params["W1"][self.d_in:]
+        return self._table_x(params), w1_y.copy() if self.onehot else params["embed"] @ w1_y
 
     def _table_x(self, params):
-        table_x = params["embed"] @ params["W1"][:self.d_embed]
+        w1_x = params["W1"][:self.d_in]
+        table_x = w1_x.copy() if self.onehot else params["embed"] @ w1_x
         table_x += params["b1"]
         return table_x
 
@@ -256,8 +267,11 @@ class MLP:
         """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
         what the Fourier measures read. Not E alone: E A and A^-1 W1 compute the same network for any
         invertible A but change E's Fourier norms, whereas E @ W1 stays the same."""
-        e, w1 = params["embed"], params["W1"]
-        return np.concatenate([e @ w1[:self.d_embed], e @ w1[self.d_embed:]], axis=1)
+        w1, d = params["W1"], self.d_in
+        if self.onehot:
+            return np.concatenate([w1[:d], w1[d:]], axis=1)
+        e = params["embed"]
+        return np.concatenate([e @ w1[:d], e @ w1[d:]], axis=1)
 
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
@@ -283,13 +297,17 @@ class MLP:
         of the y table, and of W1_y's and the embeddings' gradients. What every chunk shares, the
         x table and its gradients, is left to loss_and_grads.
         """
-        work, shape, dt, d = chunk.work, (len(chunk.x), self.d_hidden), self.dtype, self.d_embed
+        work, shape, dt, d = chunk.work, (len(chunk.x), self.d_hidden), self.dtype, self.d_in
 
         def out(key, shape):
             return _scratch(work, key, shape, dt)
 
-        embed_y, w1_y = params["embed"][chunk.y_tokens], params["W1"][d:]
-        table_y = np.matmul(embed_y, w1_y, out=out("table_y", (len(embed_y), shape[1])))
+        w1_y = params["W1"][d:]
+        if self.onehot:  # the y table is W1_y itself
+            embed_y, table_y = None, w1_y[chunk.y_tokens]
+        else:
+            embed_y = params["embed"][chunk.y_tokens]
+            table_y = np.matmul(embed_y, w1_y, out=out("table_y", (len(embed_y), shape[1])))
         logits, saved = self._forward(params, (table_x, table_y), chunk.x, chunk.y_local, work)
         shifted = answer_shifted_cross_entropy(logits, chunk.answer_index(self.n_classes), scale,
                                                self._ones) if self._plain_loss else None
@@ -318,6 +336,8 @@ class MLP:
             else:
                 np.matmul(onehot, dz[rows], out=sum_x[tokens])
         sum_y = np.matmul(chunk.onehot_y, dz, out=out("sum_y", table_y.shape))
+        if self.onehot:  # the gradient of W1_y's rows of the chunk's y block
+            return loss_sum, grads, sum_x, (sum_y, None)
         first_y = (np.matmul(embed_y.T, sum_y, out=out("gW1_y", (d, shape[1]))),
                    np.matmul(sum_y, w1_y.T, out=out("gembed_y", embed_y.shape)))
         return loss_sum, grads, sum_x, first_y
@@ -331,17 +351,23 @@ class MLP:
         skips the row maxima that accuracy needs (see answer_shifted_cross_entropy); ``evaluate``
         measures it. The gradients are views, in the order of ``params``, of one new flat buffer.
         """
-        table_x, d = self._table_x(params), self.d_embed
+        table_x, d = self._table_x(params), self.d_in
         scale, chunks = 1.0 / len(batch), mlp_chunks(batch)
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
         losses, above, sums_x, firsts_y = zip(*results)
         grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
         for name in above[0]:
             add_in_order(grads[name], [g[name] for g in above])
-        add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
         dtable_x = add_in_order(np.empty_like(sums_x[0]), sums_x)
-        embed, w1 = params["embed"], params["W1"]
         np.sum(dtable_x, axis=0, out=grads["b1"])  # b1 sits in the x table: every row adds it once
+        if self.onehot:  # the tables are W1's halves: their gradients are W1's
+            grads["W1"][:d] = dtable_x
+            grads["W1"][d:] = 0
+            for chunk, (sum_y, _) in zip(chunks, firsts_y):
+                grads["W1"][d:][chunk.y_tokens] = sum_y  # the chunks' y blocks do not overlap
+            return sum(losses) / len(batch), None, grads
+        add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
+        embed, w1 = params["embed"], params["W1"]
         np.matmul(embed.T, dtable_x, out=grads["W1"][:d])
         np.matmul(dtable_x, w1[:d].T, out=grads["embed"])
         for chunk, (_, embed_y) in zip(chunks, firsts_y):
@@ -355,7 +381,8 @@ def reference_loss_and_grads(model: MLP, params, x, y, labels):
     act = {"relu": lambda z: np.maximum(z, 0), "quadratic": lambda z: z * z, "tanh": np.tanh}
     dact = {"relu": lambda z: (z > 0).astype(z.dtype), "quadratic": lambda z: 2 * z,
             "tanh": lambda z: 1 - np.tanh(z) ** 2}
-    embed, n = params["embed"], len(labels)
+    n = len(labels)
+    embed = np.eye(model.n_tokens, dtype=model.dtype) if model.onehot else params["embed"]
     acts, zs = [np.concatenate([embed[x], embed[y]], axis=1)], []
     for k in range(1, model.n_layers + 1):
         zs.append(acts[-1] @ params[f"W{k}"] + params[f"b{k}"])
@@ -373,7 +400,7 @@ def reference_loss_and_grads(model: MLP, params, x, y, labels):
         grads[f"W{k}"] = acts[k - 1].T @ dz
         grads[f"b{k}"] = dz.sum(axis=0)
         da = dz @ params[f"W{k}"].T
-    d = model.d_embed
+    d = model.d_in
     dembed = np.zeros_like(embed)
     np.add.at(dembed, x, da[:, :d])
     np.add.at(dembed, y, da[:, d:])

@@ -14,7 +14,7 @@ from .model import MLP
 def _mlp(m, n_tokens: int, n_classes: int):
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
                activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init,
-               loss=m.loss, loss_dtype=m.loss_dtype)
+               loss=m.loss, loss_dtype=m.loss_dtype, input=m.input)
 
 
 def _transformer(m, n_tokens: int, n_classes: int):

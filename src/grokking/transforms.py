@@ -168,6 +168,27 @@ def _grokfast(config, seed):
 
 GROKFAST = ("", "ema", "ma")
 
+class ConstantNorm:
+    """Omnigrok's constraint (Liu et al. 2023): after each update, all weights together are rescaled
+    to the total L2 norm they had at initialization, which ``model.init_scale`` sets. Like weight
+    noise it acts on the weights after the optimizer, and keeps no state (the target is recomputed
+    from the seed's initialization on resume)."""
+
+    def __init__(self, initial_params: dict):
+        self.target = self.norm(initial_params)
+
+    @staticmethod
+    def norm(params: dict) -> float:
+        return float(np.sqrt(sum(float(np.vdot(p.astype(np.float64), p.astype(np.float64)))
+                                 for p in params.values())))
+
+    def __call__(self, params: dict, step: int) -> None:
+        norm = self.norm(params)
+        if norm > 0:
+            for p in params.values():
+                p *= np.asarray(self.target / norm, dtype=p.dtype)
+
+
 # name -> builder(config, noise seed) returning the transform or None; applied in this order:
 # noise is part of the gradient a filter sees, and ⊥Grad comes last, so that what reaches the
 # optimizer has no component along the weights.
