@@ -3,7 +3,8 @@ import unittest
 
 import numpy as np
 
-from grokking.optimizer import SGD, Adam, AdamW, _buffer_of, flatten, learning_rate
+from grokking.optimizer import (NS_COEFFICIENTS, SGD, Adam, AdamW, Muon, _buffer_of, flatten, learning_rate,
+                                muon_parameters, newton_schulz)
 
 
 class AdamWSteps(unittest.TestCase):
@@ -140,6 +141,53 @@ class Warmup(unittest.TestCase):
         for s, r in enumerate(rates, start=1):
             self.assertTrue(math.isclose(r, 1e-3 * min(s, 10) / 10))
         self.assertEqual(learning_rate(1, 1e-3, 0), 1e-3)
+
+
+
+
+class MuonSteps(unittest.TestCase):
+    @staticmethod
+    def scalar_newton_schulz(s, steps=5):
+        # On a diagonal matrix the iteration acts on each singular value alone: x <- a x + b x^3 + c x^5.
+        a, b, c = NS_COEFFICIENTS
+        for _ in range(steps):
+            s = a * s + b * s ** 3 + c * s ** 5
+        return s
+
+    def test_newton_schulz_on_diagonal_and_rotated_matrices(self):
+        g = np.diag([3.0, 4.0])
+        expected = self.scalar_newton_schulz(np.array([3.0, 4.0]) / 5.0)
+        np.testing.assert_allclose(newton_schulz(g), np.diag(expected), rtol=1e-6)
+        # Rotations on both sides carry through: the result keeps g's singular vectors.
+        rng = np.random.default_rng(0)
+        u, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+        v, _ = np.linalg.qr(rng.standard_normal((2, 2)))
+        tall = u[:, :2] @ np.diag([3.0, 4.0]) @ v.T
+        np.testing.assert_allclose(newton_schulz(tall), u[:, :2] @ np.diag(expected) @ v.T, atol=1e-6)
+        # And it is about orthogonal: singular values in Muon's band.
+        sing = np.linalg.svd(newton_schulz(rng.standard_normal((8, 5))), compute_uv=False)
+        self.assertTrue(np.all((sing > 0.6) & (sing < 1.25)), sing)
+
+    def test_one_step_by_hand(self):
+        # W (2x2) gets Muon, b and embed get AdamW. Step 1: B = G, Nesterov U = NS(G + 0.9 G) = NS(1.9 G),
+        # whose normalization makes it NS(G); W <- W (1 - lr_m wd) - lr_m U (square: no aspect factor).
+        params = {"embed": np.ones((2, 2)), "W": np.eye(2), "b": np.zeros(2)}
+        g = {"embed": np.full((2, 2), 0.5), "W": np.diag([3.0, 4.0]), "b": np.array([1.0, -1.0])}
+        opt = Muon(params, peak_lr=0.01, muon_lr=0.1, momentum=0.9, weight_decay=0.5)
+        self.assertEqual(opt.matrices, ["W"])
+        opt.step(params, g, lr=0.005)  # half the peak: warmup halves Muon's rate too
+        rate = 0.1 * 0.5
+        u = np.diag(self.scalar_newton_schulz(np.array([3.0, 4.0]) / 5.0))
+        np.testing.assert_allclose(params["W"], np.eye(2) * (1 - rate * 0.5) - rate * u, rtol=1e-6)
+        # The AdamW part: the first step moves each entry by lr against its gradient's sign, after decay.
+        np.testing.assert_allclose(params["b"], [-0.005, 0.005], rtol=1e-6)
+        np.testing.assert_allclose(params["embed"], np.ones((2, 2)) * (1 - 0.005 * 0.5) - 0.005, rtol=1e-6)
+
+    def test_which_parameters_it_takes(self):
+        shapes = {"embed": (5, 4), "W1": (8, 6), "b1": (6,), "W2": (6, 6), "W_out": (6, 5), "pos": (4, 4)}
+        params = {k: np.zeros(s) for k, s in shapes.items()}
+        self.assertEqual(muon_parameters(params), ["W1", "W2"])
+        self.assertEqual(muon_parameters(params, onehot_input=True), ["W2"])
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class Resume(unittest.TestCase):
             "progress measures": ["output.measures=all"],
             "a gradient transform with state": ["training.batch_size=16"],
             "grokfast ema, scaled rate": ["optimizer.grokfast=ema", "optimizer.grokfast_scale_lr=true"],
+            "muon, transformer": ["optimizer.name=muon", "model.type=transformer", "model.d_model=8",
+                                  "model.n_heads=2", "training.batch_size=16"],
             "one-hot input, minibatch": ["model.input=onehot", "training.batch_size=16"],
             "constant norm, stablemax, float64 loss": ["optimizer.constant_norm=true", "model.loss=stablemax",
                                                        "model.loss_dtype=float64"],

@@ -62,7 +62,8 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = _f("adamw", "adamw (decoupled weight decay), adam (L2 added to the gradient) or sgd")
+    name: str = _f("adamw", "adamw (decoupled weight decay), adam (L2 added to the gradient), sgd, or muon "
+                            "(orthogonalized momentum for the hidden matrices, adamw for the rest)")
     lr: float = _f(1e-3, "peak learning rate")
     weight_decay: float = _f(1.0, "weight decay: decoupled (adamw) or L2 (adam, sgd)")
     decay_toward: str = _f("zero", "what weight decay pulls toward: zero or init (the initial weights)")
@@ -72,6 +73,8 @@ class OptimizerConfig:
     beta2: float = _f(0.98, "AdamW second-moment decay")
     eps: float = _f(1e-8, "AdamW denominator epsilon")
     momentum: float = _f(0.0, "SGD momentum")
+    muon_lr: float = _f(0.02, "Muon: peak learning rate of the matrices it updates (lr is the AdamW part's)")
+    muon_momentum: float = _f(0.95, "Muon: momentum of the matrices' gradients (Nesterov)")
     warmup_steps: int = _f(10, "linear learning-rate warmup over the first updates")
     grokfast: str = _f("", "Grokfast gradient filter (Lee et al. 2024): ema, ma, or empty for none")
     grokfast_alpha: float = _f(0.98, "Grokfast ema: decay of the gradients' running average")
@@ -327,6 +330,8 @@ def validate(config: Config) -> Config:
         (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optimizer.beta1 and optimizer.beta2 must be in [0, 1)"),
         (o.eps > 0, f"optimizer.eps must be > 0, got {o.eps}"),
         (0 <= o.momentum < 1, f"optimizer.momentum must be in [0, 1), got {o.momentum}"),
+        (o.muon_lr > 0, f"optimizer.muon_lr must be > 0, got {o.muon_lr}"),
+        (0 <= o.muon_momentum < 1, f"optimizer.muon_momentum must be in [0, 1), got {o.muon_momentum}"),
         (o.warmup_steps >= 0, f"optimizer.warmup_steps must be >= 0, got {o.warmup_steps}"),
         (o.grokfast in GROKFAST, f"optimizer.grokfast must be ema, ma or empty, got {o.grokfast!r}"),
         (0 <= o.grokfast_alpha < 1, f"optimizer.grokfast_alpha must be in [0, 1), got {o.grokfast_alpha}"),

@@ -28,7 +28,7 @@ from .model import engine_threads, weight_norm
 from .measures import MEASURES_CSV, Context, parse_measures
 from .measures import evaluate as evaluate_measures
 from .models import MODELS
-from .optimizer import SGD, Adam, flatten, learning_rate
+from .optimizer import SGD, Adam, Muon, flatten, learning_rate
 from .tasks import build_table, split_indices
 from .transforms import ConstantNorm, Transforms, WeightNoise, lr_factor
 
@@ -60,6 +60,10 @@ def build_optimizer(config: Config, params):
     to_init = o.decay_toward == "init"
     if o.name == "sgd":
         return SGD(params, momentum=o.momentum, weight_decay=o.weight_decay, decay_to_init=to_init)
+    if o.name == "muon":
+        return Muon(params, o.lr, muon_lr=o.muon_lr, momentum=o.muon_momentum, weight_decay=o.weight_decay,
+                    onehot_input=config.model.type == "mlp" and config.model.input == "onehot",
+                    beta1=o.beta1, beta2=o.beta2, eps=o.eps, decoupled=True, decay_to_init=to_init)
     return Adam(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay,
                 decoupled=o.name == "adamw", decay_to_init=to_init)
 

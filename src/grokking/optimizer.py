@@ -5,6 +5,7 @@
   Decay pulls toward zero, or toward the initial weights (``decay_to_init``), as in the paper's
   official code: p <- p + lr * wd * (p0 - p).
 * ``SGD``: heavy-ball momentum with L2 weight decay, as torch.optim.SGD.
+* ``Muon``: orthogonalized momentum (Newton-Schulz) for the hidden matrices, AdamW for the rest.
 
 All take the learning rate of the current step from ``learning_rate`` (linear warmup, as in
 Power et al.: the first ``warmup_steps`` updates ramp the rate up to its target).
@@ -17,7 +18,7 @@ import numpy as np
 from .engine import flatten, views  # noqa: F401 (flatten is public here)
 from .parallel import THREADS, even_slices
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "muon")
 DECAY_TOWARD = ("zero", "init")
 
 
@@ -180,3 +181,73 @@ class SGD:
             self.buf[k][...] = state[f"buf.{k}"]
             if self.initial is not None:
                 self.initial[k][...] = state[f"init.{k}"]
+
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Jordan et al.'s quintic Newton-Schulz iteration
+ADAMW_FOR = ("embed", "pos", "W_out")  # parameters Muon leaves to AdamW, besides vectors
+
+
+def newton_schulz(g: np.ndarray, steps: int = 5) -> np.ndarray:
+    """An approximately orthogonal matrix with g's singular vectors (the polar factor U V^T, its
+    singular values pushed into about [0.7, 1.2]), by Muon's quintic Newton-Schulz iteration on
+    g / |g|_F: X <- a X + (b A + c A^2) X with A = X X^T, on the wide orientation of g; in g's
+    dtype (the reference implementation runs it in bfloat16)."""
+    a, b, c = NS_COEFFICIENTS
+    x = g
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / x.dtype.type(np.linalg.norm(x) + 1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+def muon_parameters(params: dict, onehot_input: bool = False) -> list[str]:
+    """The matrices Muon updates: every 2-D weight but the embeddings, positions and output layer
+    (and the first layer when it takes one-hot inputs, where it is the embedding)."""
+    skip = set(ADAMW_FOR) | ({"W1"} if onehot_input else set())
+    return [k for k, p in params.items() if p.ndim == 2 and k not in skip]
+
+
+class Muon:
+    """Muon (Jordan et al. 2024) for the hidden matrices, AdamW for the rest.
+
+    For a matrix W with gradient G: B <- mu B + G; with Nesterov, U = newton_schulz(G + mu B), else
+    newton_schulz(B); W <- W (1 - lr_muon wd) - lr_muon sqrt(max(1, rows / cols)) U. lr_muon follows
+    the same warmup as the AdamW rate: lr_muon = muon_lr * lr / peak_lr.
+    """
+
+    def __init__(self, params, peak_lr: float, muon_lr=0.02, momentum=0.95, nesterov=True,
+                 weight_decay=0.0, onehot_input=False, **adam):
+        self.matrices = muon_parameters(params, onehot_input)
+        rest = {k: v for k, v in params.items() if k not in self.matrices}
+        self.adam = Adam(rest, weight_decay=weight_decay, **adam)
+        self.peak_lr, self.muon_lr, self.momentum, self.nesterov = peak_lr, muon_lr, momentum, nesterov
+        self.weight_decay = weight_decay
+        self.buf = {k: np.zeros_like(params[k]) for k in self.matrices}
+
+    def step(self, params, grads, lr: float) -> None:
+        self.adam.step({k: params[k] for k in params if k not in self.buf},
+                       {k: grads[k] for k in params if k not in self.buf}, lr)
+        rate = self.muon_lr * lr / self.peak_lr
+
+        def update(k):  # each matrix on its own: they run on the engine's threads
+            buf = self.buf[k]
+            buf *= self.momentum
+            buf += grads[k]
+            u = newton_schulz(grads[k] + self.momentum * buf if self.nesterov else buf)
+            p = params[k]
+            p *= 1 - rate * self.weight_decay
+            p -= (rate * max(1.0, u.shape[0] / u.shape[1]) ** 0.5) * u
+
+        THREADS.map(update, self.matrices)
+
+    def state_dict(self) -> dict:
+        return {**self.adam.state_dict(), **{f"muon.{k}": v for k, v in self.buf.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.adam.load_state_dict(state)
+        for k, buf in self.buf.items():
+            buf[...] = state[f"muon.{k}"]
