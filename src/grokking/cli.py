@@ -110,6 +110,34 @@ def _stored_config(out: Path):
         raise ConfigError(f"--resume: {str(path)!r} cannot be read: {err}") from None
 
 
+def run_claims_main(argv=None) -> int:
+    from .claims import CLAIMS, MEASURES, run_claims
+
+    prog = "run_claims"
+    p = _Parser(prog=prog, description="Check published claims: each claim's arms on the same seeds, "
+                                       "medians with bootstrap intervals, paired ratios, verdicts.")
+    p.add_argument("--claims", default=",".join(CLAIMS), help=f"comma-separated subset of: {', '.join(CLAIMS)}")
+    p.add_argument("--seeds", help="comma-separated seeds for every claim, at least 3 (default: each claim's own)")
+    p.add_argument("--out", default="runs/claims", help="where the runs and claims.md/csv/json go")
+    p.add_argument("--workers", type=int, default=_cores(), help=f"runs trained at once (default {_cores()})")
+    p.add_argument("--list", action="store_true", help="print every claim with its setting and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        for c in CLAIMS.values():
+            print(f"{c.name} ({c.source}, about {c.minutes:g} min): {c.published}\n  measured: "
+                  f"{MEASURES[c.measure][0]}\n  published setting: {c.published_setting}\n  here: {c.here}")
+        return 0
+    try:
+        seeds = _csv(args.seeds, int, "seeds") if args.seeds else None
+        run_claims(_csv(args.claims, str, "claims"), args.out, workers=args.workers, seeds=seeds)
+    except ConfigError as err:
+        return _fail(prog, err)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished runs are kept and the same command goes on", file=sys.stderr)
+        return 130
+    return 0
+
+
 def run_suite_main(argv=None) -> int:
     prog = "run_suite"
     p = _Parser(prog=prog, description="Run presets over seeds; write per-run folders and a sweep summary.")
