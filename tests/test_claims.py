@@ -60,6 +60,7 @@ class Registry(unittest.TestCase):
         self.assertIn("| tiny: first step with validation accuracy >= 99% | weight decay helps (a test) |", table)
         self.assertIn(rows[0]["verdict"], table)
         self.assertTrue((tmp / "claims" / "claims.csv").exists())
+        self.assertEqual((tmp / "claims" / "tiny.png").read_bytes()[:4], b"\x89PNG")
 
     def test_refusals(self):
         with self.assertRaisesRegex(ConfigError, "unknown claim 'nope'"):

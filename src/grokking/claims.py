@@ -5,8 +5,9 @@ number is measured, the setting run here (scaled to a CPU where the original doe
 arms that test it: a baseline and a method (and, where a publication changed two things at once,
 the like-for-like arm beside the published one). Every arm runs on the same seeds with every
 other setting equal. For each claim the table gives each arm's median over seeds with a 95%
-bootstrap interval, the paired ratio method / baseline per seed with its interval, and a verdict
-from the claim's own rule.
+bootstrap interval, the paired effect per seed with its interval (the ratio method / baseline for
+steps, the difference method - baseline for accuracies and shares), and a verdict from the
+claim's own rule.
 
 Adding a claim is one entry here. A measure that never reaches its threshold within the budget is
 censored: it counts as the budget (shown as "> budget"), so a ratio against a censored baseline is
@@ -18,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,9 +129,15 @@ def arm_results(claim: Claim, out: Path) -> dict:
             values.append(float(budget) if value is None else float(value))
         results[arm.name] = {**summarize(values), "censored": flags, "budget": budget}
     for method, baseline in claim.comparisons:
-        ratios = [m / b if b else math.inf for m, b in zip(results[method]["values"], results[baseline]["values"])]
-        results[f"{method}/{baseline}"] = summarize(ratios)
+        pairs = list(zip(results[method]["values"], results[baseline]["values"]))
+        # Steps compare as a ratio (how many times sooner); accuracies and shares as a difference.
+        effects = [m / b for m, b in pairs] if censored else [m - b for m, b in pairs]
+        results[_effect(claim, method, baseline)] = summarize(effects)
     return results
+
+
+def _effect(claim: Claim, method: str, baseline: str) -> str:
+    return f"{method}/{baseline}" if MEASURES[claim.measure][2] else f"{method}-{baseline}"
 
 
 def run_claim(claim: Claim, out: Path, workers: int | None, log=print) -> dict:
@@ -144,8 +150,35 @@ def run_claim(claim: Claim, out: Path, workers: int | None, log=print) -> dict:
                   log=lambda *_: None)
     results = arm_results(claim, out)
     verdict, why = claim.verdict(results)
+    try:
+        claim_figure(claim, out)
+    except ImportError:  # matplotlib is missing: the table says it all
+        pass
     return {"claim": claim.name, "source": claim.source, "published": claim.published,
             "measure": claim.measure, "here": claim.here, "results": results, "verdict": verdict, "why": why}
+
+
+def claim_figure(claim: Claim, out: Path) -> Path:
+    """Validation (solid) and training (dotted) accuracy of every arm on the same axes: the median
+    over seeds with the interquartile band; ``out/<claim>.png``."""
+    from .figures import _median_band, _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    for i, arm in enumerate(claim.arms):
+        data = [read_metrics(out / claim.name / arm.name / arm.preset / f"seed_{s}" / "metrics.csv")
+                for s in claim.seeds]
+        colour = f"C{i}"
+        for column, style in (("val_acc", "-"), ("train_acc", ":")):
+            steps, median, low, high = _median_band(data, column)
+            ax.plot(steps, median, style, color=colour, label=f"{arm.name} ({column[:-4]})")
+            ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax.set(xscale="log", xlabel="optimization steps", ylabel="accuracy", ylim=(-0.02, 1.02))
+    ax.set_title(f"{claim.name}: {claim.source}\nmedian of seeds {', '.join(map(str, claim.seeds))}, "
+                 "interquartile band", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out / f"{claim.name}.png")
 
 
 def _fmt(summary: dict, censored=None) -> str:
@@ -164,7 +197,8 @@ def table(rows: list[dict]) -> str:
             r = row["results"][arm.name]
             parts.append(f"{arm.name}: {_fmt(r, r['censored'])}")
         for method, baseline in claim.comparisons:
-            parts.append(f"ratio {method}/{baseline}: {_fmt(row['results'][f'{method}/{baseline}'])}")
+            key = _effect(claim, method, baseline)
+            parts.append(f"{'ratio' if '/' in key else 'difference'} {key}: {_fmt(row['results'][key])}")
         lines.append(f"| {claim.name}: {MEASURES[claim.measure][0]} | {claim.published} ({claim.source}) | "
                      f"{'; '.join(parts)} | **{row['verdict']}**: {row['why']} |")
     return "\n".join(lines)
