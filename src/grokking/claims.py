@@ -267,6 +267,20 @@ def _larger(method, baseline, threshold):
     return rule
 
 
+def _vanishes(method, baseline, fraction=0.1):
+    """The method's median is at most ``fraction`` of the baseline's: 'disappears'; smaller with a
+    paired ratio interval below 1: only reduced."""
+    def rule(results):
+        m, b = results[method]["median"], results[baseline]["median"]
+        lo, hi = results[f"{method}/{baseline}"]["interval"]
+        if m <= fraction * b:
+            return "reproduced", f"median {m:.4g} steps against {b:.4g}"
+        if hi < 1:
+            return "partly reproduced", f"reduced, not gone: median {m:.4g} steps against {b:.4g}"
+        return "not reproduced", f"median {m:.4g} steps against {b:.4g}"
+    return rule
+
+
 # -- the claims --------------------------------------------------------------------------------
 
 _PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "model.input=onehot",
@@ -328,4 +342,20 @@ CLAIMS = {c.name: c for c in [
         comparisons=(("ema", "baseline"), ("ema", "baseline_wd0"), ("ema_scaled_lr", "baseline")),
         verdict=_faster("ema", "baseline"),
         minutes=5),
+    Claim(
+        name="omnigrok_constant_norm",
+        source="Liu et al. 2023 (Omnigrok)",
+        published_setting="modular addition, MLP; the weight norm held fixed at a smaller value than "
+                          "a standard initialization's",
+        published="with the weight norm held at a smaller constant, the delay between memorization and "
+                  "generalization disappears",
+        measure="delay_95",
+        here="mod_add_grokking with init_scale 0.5 (weight norm about 56 at initialization, near the "
+             "grokked solution's 60), 3,000 steps: held at that norm after every update against the "
+             "same run unconstrained (weight decay 1 in both)",
+        arms=(Arm("constant_norm", "mod_add_grokking", ("model.init_scale=0.5", "optimizer.constant_norm=true")),
+              Arm("free_norm", "mod_add_grokking", ("model.init_scale=0.5",))),
+        comparisons=(("constant_norm", "free_norm"),),
+        verdict=_vanishes("constant_norm", "free_norm"),
+        minutes=3),
 ]}
