@@ -326,6 +326,24 @@ CLAIMS = {c.name: c for c in [
         verdict=_larger("stablemax", "softmax", 0.9),
         minutes=9),
     Claim(
+        name="prieto_softmax_collapse",
+        source="Prieto et al. 2025",
+        published_setting="modular arithmetic without weight decay, float32",
+        published="float32 runs without regularization reach Softmax Collapse: for most training rows the "
+                  "sum of exponentials equals the answer's term, and loss and gradient vanish",
+        measure="max_sc_zero_loss",
+        here="the MLP setting of prieto_perp_adamw, 4,000 full-batch steps, the loss in float32, measured by "
+             "output.measures=softmax_collapse at every 100 steps; without weight decay against weight decay 1",
+        arms=(Arm("no_weight_decay", "mod_add_grokking",
+                  (*_PRIETO_MLP, "training.steps=4000", "training.eval_interval=100",
+                   "output.measures=softmax_collapse,logit_scale")),
+              Arm("weight_decay_1", "mod_add_grokking",
+                  (*_PRIETO_MLP, "optimizer.weight_decay=1", "training.steps=4000", "training.eval_interval=100",
+                   "output.measures=softmax_collapse,logit_scale"))),
+        comparisons=(("no_weight_decay", "weight_decay_1"),),
+        verdict=_larger("no_weight_decay", "weight_decay_1", 0.5),
+        minutes=12),
+    Claim(
         name="grokfast_mlp",
         source="Lee et al. 2024 (Grokfast), CPU-scaled",
         published_setting="x*y mod 97, 50% of the data, transformer, Adam: 39,890 steps to 95% validation "
