@@ -215,11 +215,10 @@ def run_claims(names, out, workers=None, seeds=None, log=print) -> list[dict]:
         raise ConfigError(f"--seeds: a claim needs at least 3 seeds for its interval, got {len(seeds)}")
     rows = []
     for name in names:
-        if seeds is not None:
-            CLAIMS[name] = dataclasses.replace(CLAIMS[name], seeds=tuple(seeds))
-        log(f"{name}: running {len(CLAIMS[name].arms)} arms x {len(CLAIMS[name].seeds)} seeds "
-            f"(about {CLAIMS[name].minutes:g} min on 2 cores)")
-        rows.append(run_claim(CLAIMS[name], out, workers, log))
+        claim = CLAIMS[name] if seeds is None else dataclasses.replace(CLAIMS[name], seeds=tuple(seeds))
+        log(f"{name}: running {len(claim.arms)} arms x {len(claim.seeds)} seeds "
+            f"(about {claim.minutes:g} min on 2 cores)")
+        rows.append(run_claim(claim, out, workers, log))
         log(f"{name}: {rows[-1]['verdict']} ({rows[-1]['why']})")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "claims.json", rows)

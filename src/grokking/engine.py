@@ -107,6 +107,13 @@ def stablemax(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, z + 1, 1 / (1 - np.minimum(z, 0)))
 
 
+def loss_precision(loss: str, loss_dtype: str, dtype) -> tuple[np.dtype, bool]:
+    """The dtype a model computes its loss in, and whether that loss is softmax in the model's own
+    dtype, the case the engines' fast paths serve (anything else takes ``cross_entropy``)."""
+    precision = np.dtype(loss_dtype or dtype)
+    return precision, loss == "softmax" and precision == np.dtype(dtype)
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = None,
                   loss: str = "softmax", dtype=None):
     """softmax_cross_entropy's contract for any loss of ``LOSSES``, computed in ``dtype`` (None:

@@ -30,7 +30,7 @@ from .measures import evaluate as evaluate_measures
 from .models import MODELS
 from .optimizer import SGD, Adam, Muon, flatten, learning_rate
 from .tasks import build_table, split_indices
-from .transforms import ConstantNorm, Transforms, WeightNoise, lr_factor
+from .transforms import ConstantNorm, Transforms, WeightNoise, lr_factor, step_rng
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
 THRESHOLD = 0.99  # "steps until 99% accuracy", the paper's metric (Power et al. Sec. 3.1.1)
@@ -80,12 +80,6 @@ class Streams(NamedTuple):
 
 def init_streams(seed: int) -> Streams:
     return Streams(*np.random.SeedSequence(seed).spawn(len(Streams._fields)))
-
-
-def _step_rng(seq: np.random.SeedSequence, step: int) -> np.random.Generator:
-    """A generator that depends only on (stream, step): a resumed run draws what an uninterrupted
-    one would, with no generator state to checkpoint."""
-    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, step)))
 
 
 def check_run_config(config: Config) -> Config:
@@ -325,7 +319,7 @@ class _Run:
         lr = learning_rate(step, config.optimizer.lr, config.optimizer.warmup_steps) * self.lr_factor
         batch = self.fixed if self.full_batch else \
             Batch(*self._rows(self.batch_order.next()), self.table.n_tokens, self.model.dtype)
-        rng = _step_rng(self.streams.dropout, step) if self.model.uses_rng else None
+        rng = step_rng(self.streams.dropout, step) if self.model.uses_rng else None
         loss, _, grads = self.model.loss_and_grads(self.params, batch, rng)
         if not math.isfinite(loss):
             return lr, True

@@ -338,8 +338,13 @@ def _read_run(run: dict) -> dict[str, list[float]]:
     return columns
 
 
-def _measure_panels(runs: list[dict]) -> list[tuple]:
-    present = set().union(*(_read_run(r) for r in runs))
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        return fh.readline().rstrip("\r\n").split(",")
+
+
+def _measure_panels(data: list[dict]) -> list[tuple]:
+    present = set().union(*data)
     panels = [(title, [c for c in cols if c in present], log) for title, cols, log in MEASURE_PANELS]
     return [p for p in panels if p[1]]
 
@@ -349,16 +354,17 @@ def progress_measures(source, out: Path) -> Path:
     interquartile band."""
     runs = find_runs(source)
     groups = _groups(runs) if len(runs) > 1 else {_setting(runs[0]): runs}
-    panels = _measure_panels(runs)
+    data = {id(r): _read_run(r) for r in runs}  # each run's files read once
+    panels = _measure_panels(list(data.values()))
     fig, axes = _panels(len(panels), 4.6, 3.3)
     colours = _plt().rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, columns, log) in zip(axes, panels):
         for g, (label, group) in enumerate(groups.items()):
-            data = [_read_run(r) for r in group]
+            group_data = [data[id(r)] for r in group]
             for c, column in enumerate(columns):
                 colour = colours[(g * len(columns) + c) % len(colours)]
                 name = column if len(groups) == 1 else f"{label}: {column}"
-                steps, median, low, high = _median_band(data, column)
+                steps, median, low, high = _median_band(group_data, column)
                 ax.plot(steps, median, color=colour, label=wrap(name, 40), **line_style(c))
                 if len(group) > 1:
                     ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
@@ -428,7 +434,7 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
                      "(train with --override output.measures=all)")
                 continue
             made.append(progress_measures(source, out_dir / "progress_measures.png"))
-            if all("freq_norm_1" in read_metrics(r["dir"] / MEASURES_CSV) for r in runs):
+            if all("freq_norm_1" in _header(r["dir"] / MEASURES_CSV) for r in runs):
                 made.append(key_frequencies(source, out_dir / "key_frequencies.png"))
         elif name == "embeddings":
             missing = [r for r in runs if not (r["dir"] / CHECKPOINT).exists()]

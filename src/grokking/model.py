@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import (LOGIT_CEILING, LOGIT_FLOOR, Batch, add_in_order, cross_entropy, eval_slices,
-                     softmax_cross_entropy, views)
+                     loss_precision, softmax_cross_entropy, views)
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
@@ -202,9 +202,8 @@ class MLP:
         self.dtype = np.dtype(dtype)
         self._ones = np.ones(n_classes, self.dtype)  # row sums by BLAS (softmax_cross_entropy)
         self._work = {}  # evaluation arrays kept between evaluations, per chunk and size
-        self.loss, self.loss_dtype = loss, np.dtype(loss_dtype or dtype)
-        # Softmax in the model's dtype takes the engine's fast paths; anything else the general one.
-        self._plain_loss = loss == "softmax" and self.loss_dtype == self.dtype
+        self.loss = loss
+        self.loss_dtype, self._plain_loss = loss_precision(loss, loss_dtype, dtype)
 
     # -- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

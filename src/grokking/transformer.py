@@ -59,7 +59,7 @@ import math
 
 import numpy as np
 
-from .engine import Batch, add_in_order, cross_entropy, softmax_cross_entropy, views
+from .engine import Batch, add_in_order, cross_entropy, loss_precision, softmax_cross_entropy, views
 from .model import draw_weight
 from .parallel import THREADS, even_slices
 
@@ -188,7 +188,8 @@ class Transformer:
         self.d_ff = 4 * d_model if d_ff is None else d_ff
         self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
-        self.loss, self.loss_dtype = loss, np.dtype(loss_dtype or dtype)
+        self.loss = loss
+        self.loss_dtype, self._plain_loss = loss_precision(loss, loss_dtype, dtype)
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
@@ -388,7 +389,7 @@ class Transformer:
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     def _cross_entropy(self, logits, labels, scale=None):
-        if self.loss == "softmax" and self.loss_dtype == self.dtype:
+        if self._plain_loss:
             return softmax_cross_entropy(logits, labels, scale)
         return cross_entropy(logits, labels, scale, self.loss, self.loss_dtype)
 

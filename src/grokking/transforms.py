@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def _step_rng(seed: np.random.SeedSequence, step: int, which: int) -> np.random.Generator:
-    """A generator that depends only on (stream, step): a resumed run draws what an uninterrupted
-    one would, with no generator state to checkpoint."""
-    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, step, which)))
+def step_rng(seed: np.random.SeedSequence, *key: int) -> np.random.Generator:
+    """A generator that depends only on (stream, step[, which]): a resumed run draws what an
+    uninterrupted one would, with no generator state to checkpoint."""
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *key)))
 
 
 def _add_noise(arrays: dict, std: float, rng: np.random.Generator) -> None:
@@ -42,7 +42,7 @@ class GradNoise:
         self.seed, self.std = seed, std
 
     def __call__(self, grads: dict, params: dict, step: int) -> None:
-        _add_noise(grads, self.std, _step_rng(self.seed, step, 0))
+        _add_noise(grads, self.std, step_rng(self.seed, step, 0))
 
     def state_dict(self) -> dict:
         return {}
@@ -59,7 +59,7 @@ class WeightNoise:
 
     def __call__(self, params: dict, step: int) -> None:
         if self.std:
-            _add_noise(params, self.std, _step_rng(self.seed, step, 1))
+            _add_noise(params, self.std, step_rng(self.seed, step, 1))
 
 
 class GrokfastEMA:
