@@ -33,6 +33,62 @@ class Statistics(unittest.TestCase):
         self.assertEqual(faster({"m/b": {"interval": (0.8, 1.3)}})[0], "inconclusive")
         self.assertEqual(faster({"m/b": {"interval": (1.2, 1.3)}})[0], "contradicted")
 
+        later = claims._later("m", 2)
+        self.assertEqual(later({"m": {**arm([3, 4, 5], [False] * 3), "interval": (3, 5)}})[0], "reproduced")
+        self.assertEqual(later({"m": {**arm([1.5, 4, 5], [False] * 3), "interval": (1.5, 5)}})[0], "not reproduced")
+        self.assertEqual(later({"m": {**arm([3, 4, 5], [False, True, False]), "interval": (3, 5)}})[0],
+                         "not reproduced")  # a seed that never generalizes is no delayed generalization
+
+        steeper = claims._steeper("m", "b", points=5, per_point=0.4)
+        self.assertEqual(steeper({"m/b": {"median": 6.0, "interval": (5.5, 7)}})[0], "reproduced")  # 1.43 per point
+        verdict, why = steeper({"m/b": {"median": 2.4, "interval": (2.2, 2.6)}})
+        self.assertEqual((verdict, why[:26]), ("partly reproduced", "sharp, less steep: 19% mor"))
+        self.assertEqual(steeper({"m/b": {"median": 1.2, "interval": (0.9, 1.5)}})[0], "not reproduced")
+
+        never = claims._never_while("m", "b", below=0.5, reaches=0.99)
+        self.assertEqual(never({"m": arm([0.01, 0.02, 0.01], [False] * 3), "b": arm([1, 1, 1], [False] * 3)})[0],
+                         "reproduced")
+        self.assertEqual(never({"m": arm([0.01, 0.6, 0.01], [False] * 3), "b": arm([1, 1, 1], [False] * 3)})[0],
+                         "not reproduced")  # one seed learned it
+
+        generalizes = claims._generalizes("m", 0.95)
+        self.assertEqual(generalizes({"m": arm([0.99, 0.97, 1.0], [False] * 3)})[0], "reproduced")
+        self.assertEqual(generalizes({"m": arm([0.99, 0.5, 1.0], [False] * 3)})[0], "partly reproduced")
+        self.assertEqual(generalizes({"m": arm([0.2, 0.5, 0.1], [False] * 3)})[0], "not reproduced")
+
+        same = claims._about_the_same("m", "b", 1.5)
+        both = {"m": arm([10, 20, 30], [False] * 3), "b": arm([10, 20, 30], [False] * 3)}
+        self.assertEqual(same({**both, "m/b": {"interval": (0.8, 1.2)}})[0], "reproduced")
+        self.assertEqual(same({**both, "m/b": {"interval": (0.5, 1.2)}})[0], "not reproduced")
+        both["b"] = arm([10, 100, 30], [False, True, False])
+        self.assertEqual(same({**both, "m/b": {"interval": (0.8, 1.2)}})[0], "inconclusive")
+
+
+class Measures(unittest.TestCase):
+    """Each claim measure read off a hand-written metrics.csv, censored values included."""
+
+    def run_dir(self, rows):
+        run = temp_dir(self)
+        lines = ["step,train_acc,val_acc"] + [f"{s},{t},{v}" for s, t, v in rows]
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+        return run
+
+    def test_reads(self):
+        run = self.run_dir([(100, 0.5, 0.0), (200, 0.995, 0.1), (500, 1.0, 0.96), (800, 1.0, 0.995), (1000, 1.0, 0.9)])
+        read = {name: m.read(run, 1000) for name, m in claims.MEASURES.items() if name != "max_sc_zero_loss"}
+        self.assertEqual(read["steps_to_val_95"], (500.0, False))
+        self.assertEqual(read["steps_to_val_99"], (800.0, False))
+        self.assertEqual(read["final_val_acc"], (0.9, False))
+        self.assertEqual(read["best_val_acc"], (0.995, False))
+        self.assertEqual(read["delay_95"], (300.0, False))  # train 95% at 200, validation at 500
+        self.assertEqual(read["delay_ratio_99"], (4.0, False))  # 800 / 200
+
+    def test_censored_reads_are_bounds(self):
+        run = self.run_dir([(100, 0.5, 0.0), (250, 1.0, 0.1), (1000, 1.0, 0.2)])
+        self.assertEqual(claims.MEASURES["steps_to_val_99"].read(run, 1000), (1000.0, True))
+        self.assertEqual(claims.MEASURES["delay_95"].read(run, 1000), (750.0, True))
+        self.assertEqual(claims.MEASURES["delay_ratio_99"].read(run, 1000), (4.0, True))
+
 
 class Registry(unittest.TestCase):
     def test_a_tiny_claim_end_to_end(self):
@@ -54,6 +110,12 @@ class Registry(unittest.TestCase):
                                       "mod_add_baseline") / f"seed_{seed}" / "summary.json").read_text())
                 self.assertEqual(value, summary["steps_to_val_99"] or 200)  # a run that never gets there counts as the budget
                 self.assertEqual(r[arm]["censored"][seed], summary["steps_to_val_99"] is None)
+            # The arms train in one pool, but each arm's sweep summary holds its own runs only.
+            sweep = json.loads((tmp / "claims" / "tiny" / arm / "sweep_summary.json").read_text())
+            self.assertEqual([run["seed"] for run in sweep["runs"]], [0, 1, 2])
+            self.assertEqual({run["preset"] for run in sweep["runs"]},
+                             {"mod_add_grokking" if arm == "decay" else "mod_add_baseline"})
+            self.assertGreater(r[arm]["train_s"], 0)
         ratios = [a / b for a, b in zip(r["decay"]["values"], r["none"]["values"])]
         self.assertAlmostEqual(r["decay/none"]["median"], float(np.median(ratios)))
         table = (tmp / "claims" / "claims.md").read_text()

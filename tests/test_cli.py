@@ -68,6 +68,9 @@ class RunExperimentCommand(unittest.TestCase):
             "infinite json": ([f"--config={inf_json}"], "task.train_fraction must be a finite number"),
             "measure on S5": (["--preset", "perm_s5_grokking", "--override", "output.measures=fourier"],
                               "'fourier' does not apply to 'x.y'"),
+            "two-hot transformer": (["--preset", "fig1_div_transformer", "--override", "model.input=twohot"],
+                                    "model.input=twohot is an MLP setting"),
+            "unknown input": (["--override", "model.input=threehot"], "model.input must be one of embedding, onehot, twohot"),
         }
         for what, (args, message) in cases.items():
             with self.subTest(what):

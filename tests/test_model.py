@@ -40,6 +40,16 @@ class GradientCheck(unittest.TestCase):
         self.check("relu", 2, "onehot")
         self.check("quadratic", 1, "onehot")
 
+    def test_two_hot_input(self):
+        self.check("relu", 2, "twohot")
+        self.check("quadratic", 1, "twohot")
+        # One vector one-hot(x) + one-hot(y): the network cannot tell (x, y) from (y, x).
+        model = MLP(7, 5, d_hidden=6, dtype="float64", input="twohot")
+        params = model.init_params(np.random.default_rng(0))
+        self.assertEqual(params["W1"].shape, (7, 6))
+        x, y = np.array([1, 2, 3]), np.array([4, 2, 0])
+        np.testing.assert_array_equal(model.logits(params, x, y), model.logits(params, y, x))
+
 
 class FastPathMatchesReference(unittest.TestCase):
     def test_float32_loss_and_grads(self):
@@ -70,7 +80,7 @@ class FastPathMatchesReference(unittest.TestCase):
         model = MLP(13, 13, d_embed=8, d_hidden=16, dtype="float64", input=input)
         params = model.init_params(rng)
         self.assertEqual("embed" in params, input == "embedding")
-        self.assertEqual(params["W1"].shape[0], 2 * (13 if input == "onehot" else 8))
+        self.assertEqual(params["W1"].shape[0], {"embedding": 16, "onehot": 26, "twohot": 13}[input])
         n = 4 * BLOCK_ROWS + 77  # 4 blocks of y tokens
         x, y, labels = rng.integers(0, 13, n), rng.integers(0, 13, n), rng.integers(0, 13, n)
         x[x == 3] = 4

@@ -89,6 +89,7 @@ class Resume(unittest.TestCase):
             "muon, transformer": ["optimizer.name=muon", "model.type=transformer", "model.d_model=8",
                                   "model.n_heads=2", "training.batch_size=16"],
             "one-hot input, minibatch": ["model.input=onehot", "training.batch_size=16"],
+            "two-hot input, stablemax": ["model.input=twohot", "model.loss=stablemax"],
             "constant norm, stablemax, float64 loss": ["optimizer.constant_norm=true", "model.loss=stablemax",
                                                        "model.loss_dtype=float64"],
             "grokfast ma, perp grad": ["training.batch_size=16", "optimizer.grokfast=ma", "optimizer.grokfast_window=8",

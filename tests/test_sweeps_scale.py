@@ -213,7 +213,7 @@ class SharedDeathRecovery(unittest.TestCase):
         specs = plan_runs(["mod_add_grokking"], [0, 1, 2], temp_dir(self), TINY)
         backend = SharedDeath(slots=2, culprit="mod_add_grokking/seed_1")
         rows = {}
-        _execute([Attempt(s) for s in specs], backend, 1, lambda r: rows.__setitem__(r["seed"], r), quiet)
+        _execute([Attempt(s) for s in specs], backend, 1, lambda spec, r: rows.__setitem__(r["seed"], r), quiet)
         self.assertEqual({k: (r["status"], r["attempts"]) for k, r in rows.items()},
                          {0: ("completed", 1), 1: ("failed", 2), 2: ("completed", 1)})
         # Seeds 0 and 1 broke together; then each trained alone, so the culprit was named.

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,41 +38,72 @@ def first_step(metrics: dict, column: str, threshold: float) -> float | None:
     return next((s for s, v in zip(metrics["step"], metrics[column]) if v >= threshold), None)
 
 
+class ClaimFailed(Exception):
+    """A run of a claim failed, so the claim cannot be measured: one line for the command line."""
+
+
+@dataclass(frozen=True)
+class ClaimMeasure:
+    """How a claim's number is read off one run: ``read(run_dir, budget)`` gives (value, censored).
+    A censored value is a bound, not a measurement (the threshold was not reached within the
+    budget). Steps and ratios of steps compare between arms as a ratio, accuracies and shares as a
+    difference."""
+    description: str
+    read: Callable[[Path, int], tuple[float, bool]]
+    effect: str  # "ratio" or "difference"
+
+
+def _metrics(run_dir: Path, csv_name="metrics.csv") -> dict:
+    return read_metrics(run_dir / csv_name)
+
+
 def _steps_to(column, threshold):
-    def measure(run_dir: Path) -> float | None:
-        return first_step(read_metrics(run_dir / "metrics.csv"), column, threshold)
-    return measure
+    def read(run_dir, budget):
+        step = first_step(_metrics(run_dir), column, threshold)
+        return (float(budget), True) if step is None else (float(step), False)
+    return read
 
 
 def _last(column, csv_name="metrics.csv"):
-    def measure(run_dir: Path) -> float:
-        return read_metrics(run_dir / csv_name)[column][-1]
-    return measure
+    return lambda run_dir, budget: (float(_metrics(run_dir, csv_name)[column][-1]), False)
 
 
-def _max(column, csv_name):
-    def measure(run_dir: Path) -> float:
-        return max(read_metrics(run_dir / csv_name)[column])
-    return measure
+def _max(column, csv_name="metrics.csv"):
+    return lambda run_dir, budget: (float(max(_metrics(run_dir, csv_name)[column])), False)
 
 
 def _delay(threshold):
-    """Steps between train and validation accuracy reaching ``threshold`` (None if either never does)."""
-    def measure(run_dir: Path) -> float | None:
-        m = read_metrics(run_dir / "metrics.csv")
+    """Steps between train and validation accuracy reaching ``threshold``; if validation never
+    does, the budget minus the train step (a lower bound)."""
+    def read(run_dir, budget):
+        m = _metrics(run_dir)
         train, val = first_step(m, "train_acc", threshold), first_step(m, "val_acc", threshold)
-        return None if train is None or val is None else val - train
-    return measure
+        train = budget if train is None else train
+        return (float(budget - train), True) if val is None else (float(val - train), False)
+    return read
 
 
-# name -> (what it is, function of a run directory, whether the value is censored at the budget)
+def _delay_ratio(threshold):
+    """How many times later validation accuracy reaches ``threshold`` than training accuracy; if
+    validation never does, budget / train step (a lower bound)."""
+    def read(run_dir, budget):
+        m = _metrics(run_dir)
+        train, val = first_step(m, "train_acc", threshold), first_step(m, "val_acc", threshold)
+        train = budget if train is None else train
+        return (budget / train, True) if val is None else (val / train, False)
+    return read
+
+
 MEASURES = {
-    "steps_to_val_95": ("first step with validation accuracy >= 95%", _steps_to("val_acc", 0.95), True),
-    "steps_to_val_99": ("first step with validation accuracy >= 99%", _steps_to("val_acc", 0.99), True),
-    "final_val_acc": ("validation accuracy at the end of the budget", _last("val_acc"), False),
-    "max_sc_zero_loss": ("largest share of training rows with an exactly zero float32 loss",
-                         _max("sc_zero_loss", "measures.csv"), False),
-    "delay_95": ("steps from train to validation accuracy >= 95%", _delay(0.95), True),
+    "steps_to_val_95": ClaimMeasure("first step with validation accuracy >= 95%", _steps_to("val_acc", 0.95), "ratio"),
+    "steps_to_val_99": ClaimMeasure("first step with validation accuracy >= 99%", _steps_to("val_acc", 0.99), "ratio"),
+    "final_val_acc": ClaimMeasure("validation accuracy at the end of the budget", _last("val_acc"), "difference"),
+    "best_val_acc": ClaimMeasure("best validation accuracy within the budget", _max("val_acc"), "difference"),
+    "max_sc_zero_loss": ClaimMeasure("largest share of training rows with an exactly zero float32 loss",
+                                _max("sc_zero_loss", "measures.csv"), "difference"),
+    "delay_95": ClaimMeasure("steps from train to validation accuracy >= 95%", _delay(0.95), "ratio"),
+    "delay_ratio_99": ClaimMeasure("step of validation accuracy >= 99% over the step of train accuracy >= 99%",
+                              _delay_ratio(0.99), "ratio"),
 }
 
 
@@ -117,37 +150,60 @@ def _budget(claim: Claim, arm: Arm) -> int:
 
 def arm_results(claim: Claim, out: Path) -> dict:
     """Each arm's measured value per seed (censored values at the budget, flagged)."""
-    _, measure, censored = MEASURES[claim.measure]
+    measure = MEASURES[claim.measure]
     results = {}
     for arm in claim.arms:
         budget = _budget(claim, arm)
-        values, flags = [], []
+        values, flags, seconds = [], [], 0.0
         for seed in claim.seeds:
-            run = out / claim.name / arm.name / arm.preset / f"seed_{seed}"
-            value = measure(run)
-            flags.append(censored and value is None)
-            values.append(float(budget) if value is None else float(value))
-        results[arm.name] = {**summarize(values), "censored": flags, "budget": budget}
+            run = _run_dir(out, claim, arm, seed)
+            value, censored = measure.read(run, budget)
+            values.append(value)
+            flags.append(censored)
+            seconds += json.loads((run / "summary.json").read_text()).get("wall_time_s", 0.0)
+        results[arm.name] = {**summarize(values), "censored": flags, "budget": budget,
+                             "train_s": round(seconds, 1)}
     for method, baseline in claim.comparisons:
         pairs = list(zip(results[method]["values"], results[baseline]["values"]))
         # Steps compare as a ratio (how many times sooner); accuracies and shares as a difference.
-        effects = [m / b for m, b in pairs] if censored else [m - b for m, b in pairs]
+        ratio = measure.effect == "ratio"
+        effects = [m / b for m, b in pairs] if ratio else [m - b for m, b in pairs]
         results[_effect(claim, method, baseline)] = summarize(effects)
     return results
 
 
+def _run_dir(out: Path, claim: Claim, arm: Arm, seed: int) -> Path:
+    return out / claim.name / arm.name / arm.preset / f"seed_{seed}"
+
+
 def _effect(claim: Claim, method: str, baseline: str) -> str:
-    return f"{method}/{baseline}" if MEASURES[claim.measure][2] else f"{method}-{baseline}"
+    return f"{method}/{baseline}" if MEASURES[claim.measure].effect == "ratio" else f"{method}-{baseline}"
 
 
-def run_claim(claim: Claim, out: Path, workers: int | None, log=print) -> dict:
-    """Train every arm of ``claim`` on its seeds (finished runs are kept: a rerun only measures)."""
-    from .sweeps import run_suite
+def train_claims(claims: list[Claim], out: Path, workers: int | None, log=print) -> None:
+    """Train every arm of every claim on its seeds, all in one pool so that no core waits for
+    another claim's last run (longest runs first). Finished runs are kept: a rerun only measures."""
+    from .sweeps import plan_runs, train_specs, write_sweep_summary
 
-    for arm in claim.arms:
-        run_suite([arm.preset], list(claim.seeds), out / claim.name / arm.name,
-                  overrides=[*arm.overrides, "output.progress=false"], curves=False, workers=workers,
-                  log=lambda *_: None)
+    plans = [(claim, arm, plan_runs([arm.preset], claim.seeds, out / claim.name / arm.name,
+                                    overrides=arm.overrides, curves=False))
+             for claim in claims for arm in claim.arms]
+    specs = [spec for _, _, plan in plans for spec in plan]
+    cost = {spec.out: claim.minutes / (len(claim.arms) * len(claim.seeds)) for claim, _, plan in plans
+            for spec in plan}
+    order = sorted(specs, key=lambda spec: -cost[spec.out])  # stable: the registry's order among equals
+    rows = dict(zip((spec.out for spec in order), train_specs(order, workers=workers, log=log)))
+    failed = [rows[spec.out] for spec in specs if rows[spec.out]["status"] == "failed"]
+    if failed:
+        first = failed[0]
+        raise ClaimFailed(f"{len(failed)} run(s) failed, the first {first['group']} seed {first['seed']} "
+                          f"({first['error']}); the same command trains them again")
+    for claim, arm, plan in plans:
+        write_sweep_summary(out / claim.name / arm.name, [rows[spec.out] for spec in plan])
+
+
+def measure_claim(claim: Claim, out: Path) -> dict:
+    """The claim's table row, from its trained runs, and its figure."""
     results = arm_results(claim, out)
     verdict, why = claim.verdict(results)
     try:
@@ -166,8 +222,7 @@ def claim_figure(claim: Claim, out: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
     for i, arm in enumerate(claim.arms):
-        data = [read_metrics(out / claim.name / arm.name / arm.preset / f"seed_{s}" / "metrics.csv")
-                for s in claim.seeds]
+        data = [read_metrics(_run_dir(out, claim, arm, s) / "metrics.csv") for s in claim.seeds]
         colour = f"C{i}"
         for column, style in (("val_acc", "-"), ("train_acc", ":")):
             steps, median, low, high = _median_band(data, column)
@@ -199,7 +254,7 @@ def table(rows: list[dict]) -> str:
         for method, baseline in claim.comparisons:
             key = _effect(claim, method, baseline)
             parts.append(f"{'ratio' if '/' in key else 'difference'} {key}: {_fmt(row['results'][key])}")
-        lines.append(f"| {claim.name}: {MEASURES[claim.measure][0]} | {claim.published} ({claim.source}) | "
+        lines.append(f"| {claim.name}: {MEASURES[claim.measure].description} | {claim.published} ({claim.source}) | "
                      f"{'; '.join(parts)} | **{row['verdict']}**: {row['why']} |")
     return "\n".join(lines)
 
@@ -213,22 +268,28 @@ def run_claims(names, out, workers=None, seeds=None, log=print) -> list[dict]:
         raise ConfigError(f"unknown claim {unknown[0]!r}; choose from {', '.join(CLAIMS)}")
     if seeds is not None and len(seeds) < 3:
         raise ConfigError(f"--seeds: a claim needs at least 3 seeds for its interval, got {len(seeds)}")
+    chosen = [CLAIMS[name] if seeds is None else dataclasses.replace(CLAIMS[name], seeds=tuple(seeds))
+              for name in names]
+    runs = sum(len(c.arms) * len(c.seeds) for c in chosen)
+    log(f"{len(chosen)} claims, {runs} runs (about {sum(c.minutes for c in chosen):g} min on 2 cores)")
+    start = time.perf_counter()
+    train_claims(chosen, out, workers, log)
+    log(f"trained in {time.perf_counter() - start:.0f} s")
     rows = []
-    for name in names:
-        claim = CLAIMS[name] if seeds is None else dataclasses.replace(CLAIMS[name], seeds=tuple(seeds))
-        log(f"{name}: running {len(claim.arms)} arms x {len(claim.seeds)} seeds "
-            f"(about {claim.minutes:g} min on 2 cores)")
-        rows.append(run_claim(claim, out, workers, log))
-        log(f"{name}: {rows[-1]['verdict']} ({rows[-1]['why']})")
+    for claim in chosen:
+        rows.append(measure_claim(claim, out))
+        minutes = sum(r.get("train_s", 0) for r in rows[-1]["results"].values()) / 60
+        log(f"{claim.name}: {rows[-1]['verdict']} ({rows[-1]['why']}); its runs trained for {minutes:.1f} min")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "claims.json", rows)
     write_atomic(out / "claims.md", (table(rows) + "\n").encode())
-    with open(out / "claims.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["claim", "arm", "median", "low", "high", "values", "verdict"])
-        for row in rows:
-            for arm, r in row["results"].items():
-                w.writerow([row["claim"], arm, r["median"], *r["interval"], json.dumps(r["values"]), row["verdict"]])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["claim", "arm", "median", "low", "high", "values", "verdict"])
+    for row in rows:
+        for arm, r in row["results"].items():
+            w.writerow([row["claim"], arm, r["median"], *r["interval"], json.dumps(r["values"]), row["verdict"]])
+    write_atomic(out / "claims.csv", buf.getvalue().encode())
     log(table(rows))
     return rows
 
@@ -280,11 +341,83 @@ def _vanishes(method, baseline, fraction=0.1):
     return rule
 
 
+def _later(arm, factor):
+    """Every seed of ``arm`` reaches the measure's later event, at least ``factor`` times later
+    than the earlier one (a delay ratio), judged on the interval's lower end."""
+    def rule(results):
+        r = results[arm]
+        lo, _ = r["interval"]
+        if any(r["censored"]):
+            return "not reproduced", f"{sum(r['censored'])} of {len(r['censored'])} seeds never generalize"
+        if lo >= factor:
+            return "reproduced", f"validation follows training {r['median']:.3g} times later (interval from {lo:.3g})"
+        return "not reproduced", f"validation follows training only {r['median']:.3g} times later"
+    return rule
+
+
+def _steeper(method, baseline, points, per_point):
+    """With ``points`` percentage points less data the method arm takes longer: the paired ratio
+    interval lies above 1; at least ``per_point`` more time per point (compounded) to match the
+    published size."""
+    def rule(results):
+        r = results[f"{method}/{baseline}"]
+        lo, _ = r["interval"]
+        rate = r["median"] ** (1 / points) - 1
+        if lo <= 1:
+            return "not reproduced", "the ratio interval contains 1"
+        if rate >= per_point:
+            return "reproduced", f"{rate:.0%} more steps per point of data less"
+        return "partly reproduced", (f"sharp, less steep: {rate:.0%} more steps per point of data less "
+                                     f"(paper: {per_point:.0%} or more)")
+    return rule
+
+
+def _never_while(method, baseline, below, reaches):
+    """The method arm's best stays below ``below`` on every seed while the baseline's median reaches
+    ``reaches``: the method's task is not learned where an easier one is."""
+    def rule(results):
+        m, b = results[method], results[baseline]
+        if max(m["values"]) < below and b["median"] >= reaches:
+            return "reproduced", f"best {max(m['values']):.3g} at most, against {b['median']:.3g} for {baseline}"
+        return "not reproduced", f"best {max(m['values']):.3g} at most, against {b['median']:.3g} for {baseline}"
+    return rule
+
+
+def _generalizes(arm, reaches):
+    def rule(results):
+        r = results[arm]
+        ok = sum(v >= reaches for v in r["values"])
+        if ok == len(r["values"]):
+            return "reproduced", f"every seed reaches {reaches:g} (median {r['median']:.3g})"
+        if ok:
+            return "partly reproduced", f"{ok} of {len(r['values'])} seeds reach {reaches:g}"
+        return "not reproduced", f"no seed reaches {reaches:g} (median {r['median']:.3g})"
+    return rule
+
+
+def _about_the_same(method, baseline, factor=1.5):
+    """Neither arm needs more than ``factor`` times the other's steps: the paired ratio interval lies
+    within [1/factor, factor]."""
+    def rule(results):
+        m, b = results[method], results[baseline]
+        lo, hi = results[f"{method}/{baseline}"]["interval"]
+        if any(m["censored"]) or any(b["censored"]):
+            return "inconclusive", "not every seed generalizes within the budget"
+        if 1 / factor <= lo and hi <= factor:
+            return "reproduced", f"ratio interval [{lo:.3g}, {hi:.3g}] within [{1 / factor:.3g}, {factor:g}]"
+        return "not reproduced", f"ratio interval [{lo:.3g}, {hi:.3g}] leaves [{1 / factor:.3g}, {factor:g}]"
+    return rule
+
+
 # -- the claims --------------------------------------------------------------------------------
 
 _PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "model.input=onehot",
                "model.n_layers=2", "model.d_hidden=200", "training.batch_size=0", "training.eval_interval=10",
                "optimizer.weight_decay=0", "optimizer.lr=0.01")
+
+# The official Grokfast code's optimizer on the Figure 1 transformer: Adam with L2 weight decay
+_GROKFAST_TRANSFORMER = ("task.operation=x*y", "optimizer.name=adam", "training.steps=3000",
+                         "training.eval_interval=100")
 
 CLAIMS = {c.name: c for c in [
     Claim(
@@ -375,4 +508,105 @@ CLAIMS = {c.name: c for c in [
         comparisons=(("constant_norm", "free_norm"),),
         verdict=_vanishes("constant_norm", "free_norm"),
         minutes=3),
+    Claim(
+        name="grokfast_transformer",
+        source="Lee et al. 2024 (Grokfast), CPU-scaled",
+        published_setting="x*y mod 97, 50% of the data, transformer, Adam lr 1e-3, minibatch 512: 39,890 "
+                          "steps to 95% validation (baseline, weight decay 0) against 910 (EMA, alpha 0.98, "
+                          "lambda 2, L2 weight decay 0.005)",
+        published="the EMA filter reaches 95% validation many times sooner",
+        measure="steps_to_val_95",
+        here="fig1_div_transformer's transformer (post-LayerNorm, ReLU, no biases; the official Grokfast code "
+             "is pre-LayerNorm with GELU and biases) on x*y mod 97 (y = 0 included), 50%, Adam (L2 weight "
+             "decay, as the official code), lr 1e-3, minibatch 512, 3,000 steps: EMA against the same run "
+             "without it (like for like, weight decay 0.005 both) and against the published baseline "
+             "(weight decay 0)",
+        arms=(Arm("ema", "fig1_div_transformer", (*_GROKFAST_TRANSFORMER, "optimizer.weight_decay=0.005",
+                                                  "optimizer.grokfast=ema")),
+              Arm("baseline", "fig1_div_transformer", (*_GROKFAST_TRANSFORMER, "optimizer.weight_decay=0.005")),
+              Arm("baseline_wd0", "fig1_div_transformer", (*_GROKFAST_TRANSFORMER, "optimizer.weight_decay=0"))),
+        comparisons=(("ema", "baseline"), ("ema", "baseline_wd0")),
+        verdict=_faster("ema", "baseline"),
+        minutes=25),
+    Claim(
+        name="power_delay",
+        source="Power et al. 2021, Fig. 1",
+        published_setting="x/y mod 97, 50% of the data, transformer, AdamW without weight decay",
+        published="training accuracy is near perfect before 10^3 steps; validation accuracy reaches it "
+                  "close to 10^6 steps, little before 10^5",
+        measure="delay_ratio_99",
+        here="fig1_div_transformer (the paper's transformer and optimizer, weight decay 1, learned positions), "
+             "4,000 steps; the paper's own run without weight decay is part 5a of docs/reproduction.md "
+             "(10^5 steps, 2 hours: too long for the registry)",
+        arms=(Arm("x_over_y", "fig1_div_transformer", ("training.steps=4000",)),),
+        comparisons=(),
+        verdict=_later("x_over_y", 2),
+        minutes=10),
+    Claim(
+        name="power_fraction",
+        source="Power et al. 2021, Fig. 1 right",
+        published_setting="x/y mod 97 and others, transformer, median steps to 99% validation against the "
+                          "training fraction",
+        published="near 25-30% of the data, 1% less data raises the median time to generalize by 40-50%",
+        measure="steps_to_val_99",
+        here="mod_add_grokking (MLP, x+y mod 97, AdamW lr 1e-2, weight decay 1, full batch), 25% against "
+             "30% of the table, 6,000 steps",
+        arms=(Arm("fraction_25", "mod_add_grokking", ("task.train_fraction=0.25", "training.steps=6000")),
+              Arm("fraction_30", "mod_add_grokking", ("task.train_fraction=0.3", "training.steps=6000"))),
+        comparisons=(("fraction_25", "fraction_30"),),
+        verdict=_steeper("fraction_25", "fraction_30", points=5, per_point=0.4),
+        minutes=3),
+    Claim(
+        name="power_symmetric",
+        source="Power et al. 2021, Fig. 2 right",
+        published_setting="operations mod 97 at several training fractions, transformer, best validation "
+                          "accuracy within 10^5 steps",
+        published="symmetric operations (x+y, x*y, ...) need less data than asymmetric ones (x-y, x/y)",
+        measure="steps_to_val_99",
+        here="fig1_div_transformer on x+y against x-y, both at 50% of the table, 4,000 steps: the "
+             "symmetric operation should generalize sooner at the same fraction",
+        arms=(Arm("x_plus_y", "fig1_div_transformer", ("task.operation=x+y", "training.steps=4000")),
+              Arm("x_minus_y", "fig1_div_transformer", ("task.operation=x-y", "training.steps=4000"))),
+        comparisons=(("x_plus_y", "x_minus_y"),),
+        verdict=_faster("x_plus_y", "x_minus_y"),
+        minutes=20),
+    Claim(
+        name="power_x_minus_y_like_x_over_y",
+        source="Power et al. 2021, Fig. 2 right",
+        published_setting="operations mod 97 at several training fractions, transformer",
+        published="x-y and x/y need about the same amount of data",
+        measure="steps_to_val_99",
+        here="mod_add_grokking's MLP on x-y against x/y, 30% of the table, 3,000 steps: paired ratio "
+             "within [2/3, 3/2]",
+        arms=(Arm("x_minus_y", "mod_add_grokking", ("task.operation=x-y",)),
+              Arm("x_over_y", "mod_add_grokking", ("task.operation=x/y",))),
+        comparisons=(("x_minus_y", "x_over_y"),),
+        verdict=_about_the_same("x_minus_y", "x_over_y", 1.5),
+        minutes=2),
+    Claim(
+        name="power_hard_operation",
+        source="Power et al. 2021, Fig. 2 right",
+        published_setting="x^3+xy^2+y mod 97, transformer, training fractions up to 95%",
+        published="x^3+xy^2+y did not generalize at any fraction up to 95%",
+        measure="best_val_acc",
+        here="mod_add_grokking's MLP at 90% of the table, 3,000 steps, against x+y at the same fraction",
+        arms=(Arm("x3_xy2_y", "mod_add_grokking", ("task.operation=x^3+xy^2+y", "task.train_fraction=0.9")),
+              Arm("x_plus_y", "mod_add_grokking", ("task.train_fraction=0.9",))),
+        comparisons=(("x3_xy2_y", "x_plus_y"),),
+        verdict=_never_while("x3_xy2_y", "x_plus_y", below=0.5, reaches=0.99),
+        minutes=3),
+    Claim(
+        name="power_conditional",
+        source="Power et al. 2021, Fig. 2 right",
+        published_setting="x/y if y is odd, otherwise x-y, mod 97, transformer",
+        published="the conditional operation generalizes (at large enough training fractions)",
+        measure="best_val_acc",
+        here="mod_add_grokking's MLP at 70% of the table, 6,000 steps; x-y at the same fraction beside it",
+        arms=(Arm("conditional", "mod_add_grokking", ("task.operation=x/y if y odd else x-y",
+                                                      "task.train_fraction=0.7", "training.steps=6000")),
+              Arm("x_minus_y", "mod_add_grokking", ("task.operation=x-y", "task.train_fraction=0.7",
+                                                    "training.steps=6000"))),
+        comparisons=(("conditional", "x_minus_y"),),
+        verdict=_generalizes("conditional", 0.95),
+        minutes=4),
 ]}

@@ -111,7 +111,7 @@ def _stored_config(out: Path):
 
 
 def run_claims_main(argv=None) -> int:
-    from .claims import CLAIMS, MEASURES, run_claims
+    from .claims import CLAIMS, MEASURES, ClaimFailed, run_claims
 
     prog = "run_claims"
     p = _Parser(prog=prog, description="Check published claims: each claim's arms on the same seeds, "
@@ -125,13 +125,15 @@ def run_claims_main(argv=None) -> int:
     if args.list:
         for c in CLAIMS.values():
             print(f"{c.name} ({c.source}, about {c.minutes:g} min): {c.published}\n  measured: "
-                  f"{MEASURES[c.measure][0]}\n  published setting: {c.published_setting}\n  here: {c.here}")
+                  f"{MEASURES[c.measure].description}\n  published setting: {c.published_setting}\n  here: {c.here}")
         return 0
     try:
         seeds = _csv(args.seeds, int, "seeds") if args.seeds else None
         run_claims(_csv(args.claims, str, "claims"), args.out, workers=args.workers, seeds=seeds)
     except ConfigError as err:
         return _fail(prog, err)
+    except ClaimFailed as err:
+        return _fail(prog, err, 1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished runs are kept and the same command goes on", file=sys.stderr)
         return 130

@@ -39,8 +39,9 @@ class TaskConfig:
 class ModelConfig:
     type: str = _f("mlp", "architecture: mlp (embedding MLP) or transformer (Power et al. App. A.1.2)")
     d_embed: int = _f(128, "mlp: width of the learned operand embeddings")
-    input: str = _f("embedding", "mlp: embedding (learned, shared by x and y) or onehot (the pair's one-hot "
-                                 "vectors straight into the first layer, as Gromov 2023 and Prieto et al. 2025)")
+    input: str = _f("embedding", "mlp: embedding (learned, shared by x and y), onehot (the pair's one-hot "
+                                 "vectors side by side straight into the first layer, as Gromov 2023) or twohot "
+                                 "(one-hot(x) + one-hot(y) in one vector, as Prieto et al. 2025's code)")
     d_hidden: int = _f(256, "mlp: width of each hidden layer")
     n_layers: int = _f(1, "mlp: hidden layers; transformer: blocks (the paper used 2)")
     activation: str = _f("relu", "mlp: hidden activation, relu, quadratic (z^2) or tanh")
@@ -315,8 +316,8 @@ def validate(config: Config) -> Config:
         (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
         (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
         (m.input in INPUTS, f"model.input must be one of {', '.join(INPUTS)}, got {m.input!r}"),
-        (m.input == "embedding" or m.type == "mlp", "model.input=onehot is an MLP setting; the transformer "
-                                                     "embeds its tokens"),
+        (m.input == "embedding" or m.type == "mlp", f"model.input={m.input} is an MLP setting; the "
+                                                     "transformer embeds its tokens"),
         (m.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {m.dtype!r}"),
         (m.loss in LOSSES, f"model.loss must be one of {', '.join(LOSSES)}, got {m.loss!r}"),
         (m.loss_dtype in LOSS_DTYPES, "model.loss_dtype must be float32, float64 or empty (the model's "

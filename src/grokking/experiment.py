@@ -62,7 +62,7 @@ def build_optimizer(config: Config, params):
         return SGD(params, momentum=o.momentum, weight_decay=o.weight_decay, decay_to_init=to_init)
     if o.name == "muon":
         return Muon(params, o.lr, muon_lr=o.muon_lr, momentum=o.muon_momentum, weight_decay=o.weight_decay,
-                    onehot_input=config.model.type == "mlp" and config.model.input == "onehot",
+                    onehot_input=config.model.type == "mlp" and config.model.input != "embedding",
                     beta1=o.beta1, beta2=o.beta2, eps=o.eps, decoupled=True, decay_to_init=to_init)
     return Adam(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay,
                 decoupled=o.name == "adamw", decay_to_init=to_init)

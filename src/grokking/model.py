@@ -31,7 +31,7 @@ from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine
 
 ACTIVATIONS = ("relu", "quadratic", "tanh")
 INITS = ("normal", "uniform")
-INPUTS = ("embedding", "onehot")
+INPUTS = ("embedding", "onehot", "twohot")
 DTYPES = ("float32", "float64")
 # A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
 _EXP_CEILING = 0.5 * float(np.exp(LOGIT_CEILING))
@@ -193,9 +193,12 @@ class MLP:
         if input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, not {input!r}")
         self.n_tokens, self.n_classes = n_tokens, n_classes
-        # One-hot input (Gromov 2023, Prieto et al. 2025): the pair's one-hot vectors go straight to
-        # the first layer, as if the embedding were the identity; W1 then has a row per token and side.
-        self.onehot = input == "onehot"
+        # One-hot input (Gromov 2023): the pair's one-hot vectors go straight to the first layer, as
+        # if the embedding were the identity; W1 then has a row per token and side. Two-hot input
+        # (Prieto et al. 2025's code): one vector, one-hot(x) + one-hot(y), so x and y share W1's
+        # rows and the network cannot tell (x, y) from (y, x).
+        self.onehot = input in ("onehot", "twohot")
+        self.twohot = input == "twohot"
         self.d_in = n_tokens if self.onehot else d_embed
         self.d_embed, self.d_hidden, self.n_layers = d_embed, d_hidden, n_layers
         self.activation, self.init_scale, self.init = activation, init_scale, init
@@ -210,7 +213,7 @@ class MLP:
         """Embeddings ~ N(0, init_scale^2); weights by ``draw_weight``; biases zero."""
         s, d, h = self.init_scale, self.d_in, self.d_hidden
         shapes = {} if self.onehot else {"embed": (self.n_tokens, d)}
-        shapes["W1"] = (2 * d, h)
+        shapes["W1"] = (d if self.twohot else 2 * d, h)
         for k in range(2, self.n_layers + 1):
             shapes[f"W{k}"] = (h, h)
         shapes["W_out"] = (h, self.n_classes)
@@ -223,13 +226,18 @@ class MLP:
         return params
 
     # -- forward ------------------------------------------------------------------------------
+    def _w1(self, params):
+        """W1's x and y halves (for two-hot input, W1 itself twice)."""
+        w1 = params["W1"]
+        return (w1, w1) if self.twohot else (w1[:self.d_in], w1[self.d_in:])
+
     def _tables(self, params):
         """The first layer per token: E @ W1_x + b1 and E @ W1_y, each (n_tokens, d_hidden)."""
-        w1_y = params["W1"][self.d_in:]
+        w1_y = self._w1(params)[1]
         return self._table_x(params), w1_y.copy() if self.onehot else params["embed"] @ w1_y
 
     def _table_x(self, params):
-        w1_x = params["W1"][:self.d_in]
+        w1_x = self._w1(params)[0]
         table_x = w1_x.copy() if self.onehot else params["embed"] @ w1_x
         table_x += params["b1"]
         return table_x
@@ -266,11 +274,11 @@ class MLP:
         """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
         what the Fourier measures read. Not E alone: E A and A^-1 W1 compute the same network for any
         invertible A but change E's Fourier norms, whereas E @ W1 stays the same."""
-        w1, d = params["W1"], self.d_in
+        w1_x, w1_y = self._w1(params)
         if self.onehot:
-            return np.concatenate([w1[:d], w1[d:]], axis=1)
+            return np.concatenate([w1_x, w1_y], axis=1)
         e = params["embed"]
-        return np.concatenate([e @ w1[:d], e @ w1[d:]], axis=1)
+        return np.concatenate([e @ w1_x, e @ w1_y], axis=1)
 
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
@@ -301,7 +309,7 @@ class MLP:
         def out(key, shape):
             return _scratch(work, key, shape, dt)
 
-        w1_y = params["W1"][d:]
+        w1_y = self._w1(params)[1]
         if self.onehot:  # the y table is W1_y itself
             embed_y, table_y = None, w1_y[chunk.y_tokens]
         else:
@@ -359,11 +367,16 @@ class MLP:
             add_in_order(grads[name], [g[name] for g in above])
         dtable_x = add_in_order(np.empty_like(sums_x[0]), sums_x)
         np.sum(dtable_x, axis=0, out=grads["b1"])  # b1 sits in the x table: every row adds it once
-        if self.onehot:  # the tables are W1's halves: their gradients are W1's
-            grads["W1"][:d] = dtable_x
-            grads["W1"][d:] = 0
-            for chunk, (sum_y, _) in zip(chunks, firsts_y):
-                grads["W1"][d:][chunk.y_tokens] = sum_y  # the chunks' y blocks do not overlap
+        if self.onehot:  # the tables are W1's halves (two-hot: W1 twice): their gradients are W1's
+            g_x, g_y = (grads["W1"], grads["W1"]) if self.twohot else (grads["W1"][:d], grads["W1"][d:])
+            g_x[...] = dtable_x
+            if not self.twohot:
+                g_y[...] = 0
+            for chunk, (sum_y, _) in zip(chunks, firsts_y):  # the chunks' y blocks do not overlap
+                if self.twohot:
+                    g_y[chunk.y_tokens] += sum_y
+                else:
+                    g_y[chunk.y_tokens] = sum_y
             return sum(losses) / len(batch), None, grads
         add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
         embed, w1 = params["embed"], params["W1"]
@@ -382,7 +395,7 @@ def reference_loss_and_grads(model: MLP, params, x, y, labels):
             "tanh": lambda z: 1 - np.tanh(z) ** 2}
     n = len(labels)
     embed = np.eye(model.n_tokens, dtype=model.dtype) if model.onehot else params["embed"]
-    acts, zs = [np.concatenate([embed[x], embed[y]], axis=1)], []
+    acts, zs = [embed[x] + embed[y] if model.twohot else np.concatenate([embed[x], embed[y]], axis=1)], []
     for k in range(1, model.n_layers + 1):
         zs.append(acts[-1] @ params[f"W{k}"] + params[f"b{k}"])
         acts.append(act[model.activation](zs[-1]))
@@ -402,7 +415,7 @@ def reference_loss_and_grads(model: MLP, params, x, y, labels):
     d = model.d_in
     dembed = np.zeros_like(embed)
     np.add.at(dembed, x, da[:, :d])
-    np.add.at(dembed, y, da[:, d:])
+    np.add.at(dembed, y, da[:, -d:])
     grads["embed"] = dembed
     return loss, acc, {name: grads[name] for name in params}
 

@@ -269,7 +269,7 @@ class SweepProgress:
 
 
 def _execute(attempts, backend, retries: int, finish, note) -> None:
-    """Train every attempt on ``backend``; call ``finish(row)`` once per run, when its outcome is final.
+    """Train every attempt on ``backend``; call ``finish(spec, row)`` once per run, when its outcome is final.
 
     A run that raised is retried from scratch (its checkpoint may be what is wrong); a run whose
     worker died resumes from its checkpoint. On the local backend a death fails every run in
@@ -298,7 +298,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
             err = f.exception()
             if err is None:
                 result = f.result()
-                finish(_row(a.spec, result["action"], a.number, result["summary"]))
+                finish(a.spec, _row(a.spec, result["action"], a.number, result["summary"]))
                 note(one_line(result["summary"]))
                 continue
             if f in died and backend.death_is_shared and len(died) > 1:
@@ -310,7 +310,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
                 (alone if f in died and backend.death_is_shared else queue).append(retry)
                 note(f"{a.spec.name}: {error}; retrying (attempt {retry.number} of {retries + 1})")
             else:
-                finish(_row(a.spec, "failed", a.number, error=error))
+                finish(a.spec, _row(a.spec, "failed", a.number, error=error))
                 note(f"{a.spec.name}: failed after {a.number} attempt(s): {error}")
 
 
@@ -328,22 +328,41 @@ def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, wo
     Finished runs are skipped and interrupted ones resumed unless ``force``, which trains every
     run again from scratch. A row's ``status`` is completed, diverged or failed (with ``error``).
     """
-    workers = default_workers() if workers is None else workers
-    check_backend(backend, workers, scheduler)
+    _check_options(backend, workers, scheduler, retries)
+    specs = plan_runs(presets, seeds, out, overrides, curves, force, parse_grid(grid))
+    ordered = train_specs(specs, force=force, workers=workers, backend=backend, scheduler=scheduler,
+                          retries=retries, log=log)
+    aggregates = write_sweep_summary(out, ordered)
+    if curves:
+        _draw_sweep_curves(Path(out), specs, ordered)
+    log(format_table(aggregates))
+    return ordered
+
+
+def _check_options(backend, workers, scheduler, retries) -> None:
+    check_backend(backend, default_workers() if workers is None else workers, scheduler)
     if retries < 0:
         raise ConfigError(f"--retries must be >= 0, got {retries}")
-    specs = plan_runs(presets, seeds, out, overrides, curves, force, parse_grid(grid))
-    rows: dict[str, dict] = {}
+
+
+def train_specs(specs: list[RunSpec], *, force=False, workers=None, backend="local", scheduler=None,
+                retries=1, log=print) -> list[dict]:
+    """Train planned runs (from one sweep or several: they share the workers, so none waits for
+    another's stragglers); return one row per spec, in order. Finished runs are skipped unless
+    ``force``."""
+    _check_options(backend, workers, scheduler, retries)
+    workers = default_workers() if workers is None else workers
+    rows: dict[Path, dict] = {}
     progress = SweepProgress(len(specs), log)
 
-    def finish(row):
-        rows[(row["group"], row["seed"])] = row
+    def finish(spec, row):
+        rows[spec.out] = row
         progress.add(row)
 
     todo = []
     for spec in specs:
         if not force and (spec.out / "summary.json").exists():
-            finish(_row(spec, "skipped", 0, read_json(spec.out / "summary.json")))
+            finish(spec, _row(spec, "skipped", 0, read_json(spec.out / "summary.json")))
         else:
             todo.append(Attempt(spec, fresh=force, force=force))
     if rows:
@@ -359,12 +378,7 @@ def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, wo
             engine.close()
     finally:
         progress.close()
-    ordered = [rows[(s.group, s.seed)] for s in specs]
-    aggregates = write_sweep_summary(out, ordered)
-    if curves:
-        _draw_sweep_curves(Path(out), specs, ordered)
-    log(format_table(aggregates))
-    return ordered
+    return [rows[s.out] for s in specs]
 
 
 # -- the summary ------------------------------------------------------------------------------------
