@@ -56,6 +56,13 @@ class Statistics(unittest.TestCase):
         self.assertEqual(generalizes({"m": arm([0.99, 0.5, 1.0], [False] * 3)})[0], "partly reproduced")
         self.assertEqual(generalizes({"m": arm([0.2, 0.5, 0.1], [False] * 3)})[0], "not reproduced")
 
+        larger = claims._larger("m", "b", 0.9, margin=0.1)
+        self.assertEqual(larger({"m": arm([0.95] * 3, [False] * 3), "b": arm([0.4] * 3, [False] * 3)})[0], "reproduced")
+        self.assertEqual(larger({"m": arm([0.7] * 3, [False] * 3), "b": arm([0.4] * 3, [False] * 3),
+                                 "m-b": {"interval": (0.28, 0.32)}})[0], "partly reproduced")
+        self.assertEqual(larger({"m": arm([0.45] * 3, [False] * 3), "b": arm([0.4] * 3, [False] * 3),
+                                 "m-b": {"interval": (0.0, 0.1)}})[0], "not reproduced")
+
         same = claims._about_the_same("m", "b", 1.5)
         both = {"m": arm([10, 20, 30], [False] * 3), "b": arm([10, 20, 30], [False] * 3)}
         self.assertEqual(same({**both, "m/b": {"interval": (0.8, 1.2)}})[0], "reproduced")
@@ -81,13 +88,13 @@ class Measures(unittest.TestCase):
         self.assertEqual(read["final_val_acc"], (0.9, False))
         self.assertEqual(read["best_val_acc"], (0.995, False))
         self.assertEqual(read["delay_95"], (300.0, False))  # train 95% at 200, validation at 500
-        self.assertEqual(read["delay_ratio_99"], (4.0, False))  # 800 / 200
+        self.assertEqual(read["delay_ratio_95"], (2.5, False))  # 500 / 200
 
     def test_censored_reads_are_bounds(self):
         run = self.run_dir([(100, 0.5, 0.0), (250, 1.0, 0.1), (1000, 1.0, 0.2)])
         self.assertEqual(claims.MEASURES["steps_to_val_99"].read(run, 1000), (1000.0, True))
         self.assertEqual(claims.MEASURES["delay_95"].read(run, 1000), (750.0, True))
-        self.assertEqual(claims.MEASURES["delay_ratio_99"].read(run, 1000), (4.0, True))
+        self.assertEqual(claims.MEASURES["delay_ratio_95"].read(run, 1000), (4.0, True))
 
 
 class Registry(unittest.TestCase):

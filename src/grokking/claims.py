@@ -102,8 +102,8 @@ MEASURES = {
     "max_sc_zero_loss": ClaimMeasure("largest share of training rows with an exactly zero float32 loss",
                                 _max("sc_zero_loss", "measures.csv"), "difference"),
     "delay_95": ClaimMeasure("steps from train to validation accuracy >= 95%", _delay(0.95), "ratio"),
-    "delay_ratio_99": ClaimMeasure("step of validation accuracy >= 99% over the step of train accuracy >= 99%",
-                              _delay_ratio(0.99), "ratio"),
+    "delay_ratio_95": ClaimMeasure("step of validation accuracy >= 95% over the step of train accuracy >= 95%",
+                              _delay_ratio(0.95), "ratio"),
 }
 
 
@@ -318,12 +318,17 @@ def _faster(method, baseline):
     return rule
 
 
-def _larger(method, baseline, threshold):
+def _larger(method, baseline, threshold, margin=None):
+    """The method's median reaches ``threshold`` and the baseline's does not; with a ``margin``,
+    a paired difference interval above it but short of the threshold is a partial reproduction."""
     def rule(results):
         m, b = results[method]["median"], results[baseline]["median"]
+        medians = f"median {m:.3g} with {method}, {b:.3g} with {baseline}"
         if m >= threshold > b:
-            return "reproduced", f"median {m:.3g} with {method}, {b:.3g} with {baseline}"
-        return "not reproduced", f"median {m:.3g} with {method}, {b:.3g} with {baseline} (threshold {threshold})"
+            return "reproduced", medians
+        if margin is not None and results[f"{method}-{baseline}"]["interval"][0] > margin:
+            return "partly reproduced", f"{medians}: higher on every resample, short of {threshold:g}"
+        return "not reproduced", f"{medians} (threshold {threshold})"
     return rule
 
 
@@ -411,13 +416,16 @@ def _about_the_same(method, baseline, factor=1.5):
 
 # -- the claims --------------------------------------------------------------------------------
 
-_PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "model.input=onehot",
+# Prieto et al.'s MLP as their code builds it: the two-hot input one-hot(x) + one-hot(y).
+_PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "model.input=twohot",
                "model.n_layers=2", "model.d_hidden=200", "training.batch_size=0", "training.eval_interval=10",
                "optimizer.weight_decay=0", "optimizer.lr=0.01")
 
 # The official Grokfast code's optimizer on the Figure 1 transformer: Adam with L2 weight decay
 _GROKFAST_TRANSFORMER = ("task.operation=x*y", "optimizer.name=adam", "training.steps=3000",
                          "training.eval_interval=100")
+
+_STABLEMAX = ("model.loss=stablemax", "model.loss_dtype=float64", "training.steps=4000", "training.eval_interval=100")
 
 CLAIMS = {c.name: c for c in [
     Claim(
@@ -434,7 +442,7 @@ CLAIMS = {c.name: c for c in [
     Claim(
         name="prieto_perp_adamw",
         source="Prieto et al. 2025",
-        published_setting="x+y mod 113, 40% of the pairs, MLP 200-200 on one-hot pairs, full batch, no weight decay",
+        published_setting="x+y mod 113, 40% of the pairs, MLP 200-200 on two-hot pairs, full batch, no weight decay",
         published="⊥AdamW generalizes within about 300 epochs; AdamW without weight decay does not",
         measure="steps_to_val_95",
         here="the published setting (lr 0.01, which the papers file does not give), 300 full-batch steps",
@@ -449,14 +457,15 @@ CLAIMS = {c.name: c for c in [
         published_setting="modular arithmetic without weight decay, StableMax cross-entropy in float64",
         published="StableMax generalizes without weight decay where softmax does not",
         measure="final_val_acc",
-        here="the MLP setting of prieto_perp_adamw, 1,000 full-batch steps, softmax against StableMax, "
-             "both with the loss in float64",
-        arms=(Arm("stablemax", "mod_add_grokking", (*_PRIETO_MLP, "model.loss=stablemax", "model.loss_dtype=float64",
-                                                    "training.steps=1000")),
-              Arm("softmax", "mod_add_grokking", (*_PRIETO_MLP, "model.loss_dtype=float64", "training.steps=1000"))),
-        comparisons=(("stablemax", "softmax"),),
-        verdict=_larger("stablemax", "softmax", 0.9),
-        minutes=9),
+        here="the MLP setting of prieto_perp_adamw (two-hot input), 4,000 full-batch steps, StableMax against "
+             "softmax, both with the loss in float64; and StableMax on the concatenated one-hot input, which "
+             "tells the two pairs of a swap apart",
+        arms=(Arm("stablemax", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX)),
+              Arm("softmax", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX[1:])),
+              Arm("stablemax_onehot", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX, "model.input=onehot"))),
+        comparisons=(("stablemax", "softmax"), ("stablemax", "stablemax_onehot")),
+        verdict=_larger("stablemax", "softmax", 0.9, margin=0.1),
+        minutes=20),
     Claim(
         name="prieto_softmax_collapse",
         source="Prieto et al. 2025",
@@ -527,21 +536,21 @@ CLAIMS = {c.name: c for c in [
               Arm("baseline_wd0", "fig1_div_transformer", (*_GROKFAST_TRANSFORMER, "optimizer.weight_decay=0"))),
         comparisons=(("ema", "baseline"), ("ema", "baseline_wd0")),
         verdict=_faster("ema", "baseline"),
-        minutes=25),
+        minutes=18),
     Claim(
         name="power_delay",
         source="Power et al. 2021, Fig. 1",
         published_setting="x/y mod 97, 50% of the data, transformer, AdamW without weight decay",
         published="training accuracy is near perfect before 10^3 steps; validation accuracy reaches it "
                   "close to 10^6 steps, little before 10^5",
-        measure="delay_ratio_99",
+        measure="delay_ratio_95",
         here="fig1_div_transformer (the paper's transformer and optimizer, weight decay 1, learned positions), "
              "4,000 steps; the paper's own run without weight decay is part 5a of docs/reproduction.md "
              "(10^5 steps, 2 hours: too long for the registry)",
         arms=(Arm("x_over_y", "fig1_div_transformer", ("training.steps=4000",)),),
         comparisons=(),
         verdict=_later("x_over_y", 2),
-        minutes=10),
+        minutes=8),
     Claim(
         name="power_fraction",
         source="Power et al. 2021, Fig. 1 right",
@@ -569,7 +578,7 @@ CLAIMS = {c.name: c for c in [
               Arm("x_minus_y", "fig1_div_transformer", ("task.operation=x-y", "training.steps=4000"))),
         comparisons=(("x_plus_y", "x_minus_y"),),
         verdict=_faster("x_plus_y", "x_minus_y"),
-        minutes=20),
+        minutes=16),
     Claim(
         name="power_x_minus_y_like_x_over_y",
         source="Power et al. 2021, Fig. 2 right",
