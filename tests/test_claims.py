@@ -71,6 +71,14 @@ class Statistics(unittest.TestCase):
         self.assertEqual(same({**both, "m/b": {"interval": (0.8, 1.2)}})[0], "inconclusive")
 
 
+class Table(unittest.TestCase):
+    def test_censored_values_are_marked(self):
+        summary = {"median": 3000.0, "interval": (1000.0, 3000.0)}
+        self.assertEqual(claims._fmt(summary, [True] * 3), ">3000 [1000, 3000]")
+        self.assertEqual(claims._fmt(summary, [False, True, True]), "3000 [1000, 3000] (2 of 3 seeds never get there)")
+        self.assertEqual(claims._fmt(summary, [False] * 3), "3000 [1000, 3000]")
+
+
 class Measures(unittest.TestCase):
     """Each claim measure read off a hand-written metrics.csv, censored values included."""
 
