@@ -72,25 +72,14 @@ def _max(column, csv_name="metrics.csv"):
     return lambda run_dir, budget: (float(max(_metrics(run_dir, csv_name)[column])), False)
 
 
-def _delay(threshold):
-    """Steps between train and validation accuracy reaching ``threshold``; if validation never
-    does, the budget minus the train step (a lower bound)."""
+def _delay(threshold, combine):
+    """``combine(val step, train step)`` for train and validation accuracy reaching ``threshold``;
+    where validation never does, the budget stands for its step (a lower bound, censored)."""
     def read(run_dir, budget):
         m = _metrics(run_dir)
         train, val = first_step(m, "train_acc", threshold), first_step(m, "val_acc", threshold)
         train = budget if train is None else train
-        return (float(budget - train), True) if val is None else (float(val - train), False)
-    return read
-
-
-def _delay_ratio(threshold):
-    """How many times later validation accuracy reaches ``threshold`` than training accuracy; if
-    validation never does, budget / train step (a lower bound)."""
-    def read(run_dir, budget):
-        m = _metrics(run_dir)
-        train, val = first_step(m, "train_acc", threshold), first_step(m, "val_acc", threshold)
-        train = budget if train is None else train
-        return (budget / train, True) if val is None else (val / train, False)
+        return float(combine(budget if val is None else val, train)), val is None
     return read
 
 
@@ -101,9 +90,10 @@ MEASURES = {
     "best_val_acc": ClaimMeasure("best validation accuracy within the budget", _max("val_acc"), "difference"),
     "max_sc_zero_loss": ClaimMeasure("largest share of training rows with an exactly zero float32 loss",
                                 _max("sc_zero_loss", "measures.csv"), "difference"),
-    "delay_95": ClaimMeasure("steps from train to validation accuracy >= 95%", _delay(0.95), "ratio"),
+    "delay_95": ClaimMeasure("steps from train to validation accuracy >= 95%",
+                             _delay(0.95, lambda val, train: val - train), "ratio"),
     "delay_ratio_95": ClaimMeasure("step of validation accuracy >= 95% over the step of train accuracy >= 95%",
-                              _delay_ratio(0.95), "ratio"),
+                                   _delay(0.95, lambda val, train: val / train), "ratio"),
 }
 
 
@@ -382,10 +372,9 @@ def _never_while(method, baseline, below, reaches):
     """The method arm's best stays below ``below`` on every seed while the baseline's median reaches
     ``reaches``: the method's task is not learned where an easier one is."""
     def rule(results):
-        m, b = results[method], results[baseline]
-        if max(m["values"]) < below and b["median"] >= reaches:
-            return "reproduced", f"best {max(m['values']):.3g} at most, against {b['median']:.3g} for {baseline}"
-        return "not reproduced", f"best {max(m['values']):.3g} at most, against {b['median']:.3g} for {baseline}"
+        best, b = max(results[method]["values"]), results[baseline]["median"]
+        why = f"best {best:.3g} at most, against {b:.3g} for {baseline}"
+        return ("reproduced" if best < below and b >= reaches else "not reproduced"), why
     return rule
 
 
@@ -426,7 +415,7 @@ _PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "m
 _GROKFAST_TRANSFORMER = ("task.operation=x*y", "optimizer.name=adam", "training.steps=3000",
                          "training.eval_interval=100")
 
-_STABLEMAX = ("model.loss=stablemax", "model.loss_dtype=float64", "training.steps=4000", "training.eval_interval=100")
+_FLOAT64_LOSS = ("model.loss_dtype=float64", "training.steps=4000", "training.eval_interval=100")
 
 CLAIMS = {c.name: c for c in [
     Claim(
@@ -461,9 +450,10 @@ CLAIMS = {c.name: c for c in [
         here="the MLP setting of prieto_perp_adamw (two-hot input), 4,000 full-batch steps, StableMax against "
              "softmax, both with the loss in float64; and StableMax on the concatenated one-hot input, which "
              "tells the two pairs of a swap apart",
-        arms=(Arm("stablemax", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX)),
-              Arm("softmax", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX[1:])),
-              Arm("stablemax_onehot", "mod_add_grokking", (*_PRIETO_MLP, *_STABLEMAX, "model.input=onehot"))),
+        arms=(Arm("stablemax", "mod_add_grokking", (*_PRIETO_MLP, "model.loss=stablemax", *_FLOAT64_LOSS)),
+              Arm("softmax", "mod_add_grokking", (*_PRIETO_MLP, *_FLOAT64_LOSS)),
+              Arm("stablemax_onehot", "mod_add_grokking", (*_PRIETO_MLP, "model.loss=stablemax", *_FLOAT64_LOSS,
+                                                           "model.input=onehot"))),
         comparisons=(("stablemax", "softmax"), ("stablemax", "stablemax_onehot")),
         verdict=_larger("stablemax", "softmax", 0.9, margin=0.1),
         minutes=18),

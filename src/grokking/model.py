@@ -367,16 +367,16 @@ class MLP:
             add_in_order(grads[name], [g[name] for g in above])
         dtable_x = add_in_order(np.empty_like(sums_x[0]), sums_x)
         np.sum(dtable_x, axis=0, out=grads["b1"])  # b1 sits in the x table: every row adds it once
-        if self.onehot:  # the tables are W1's halves (two-hot: W1 twice): their gradients are W1's
-            g_x, g_y = (grads["W1"], grads["W1"]) if self.twohot else (grads["W1"][:d], grads["W1"][d:])
-            g_x[...] = dtable_x
-            if not self.twohot:
-                g_y[...] = 0
-            for chunk, (sum_y, _) in zip(chunks, firsts_y):  # the chunks' y blocks do not overlap
-                if self.twohot:
-                    g_y[chunk.y_tokens] += sum_y
-                else:
-                    g_y[chunk.y_tokens] = sum_y
+        if self.twohot:  # both tables are W1: its gradient is the x table's plus the y blocks'
+            grads["W1"][...] = dtable_x
+            for chunk, (sum_y, _) in zip(chunks, firsts_y):
+                grads["W1"][chunk.y_tokens] += sum_y
+            return sum(losses) / len(batch), None, grads
+        if self.onehot:  # the tables are W1's halves: their gradients are W1's
+            grads["W1"][:d] = dtable_x
+            grads["W1"][d:] = 0
+            for chunk, (sum_y, _) in zip(chunks, firsts_y):
+                grads["W1"][d:][chunk.y_tokens] = sum_y  # the chunks' y blocks do not overlap
             return sum(losses) / len(batch), None, grads
         add_in_order(grads["W1"][d:], [w1_y for w1_y, _ in firsts_y])
         embed, w1 = params["embed"], params["W1"]
