@@ -1,4 +1,7 @@
 import math
+import platform
+import subprocess
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -205,6 +208,33 @@ class Engine(unittest.TestCase):
                 metrics.append((Path(tmp) / f"t{threads}" / "metrics.csv").read_bytes())
         self.assertEqual(metrics[0], metrics[1])
         self.assertGreater(len(metrics[0].splitlines()), 5)
+
+    @unittest.skipUnless(platform.libc_ver()[0] == "glibc", "keep_freed_memory tunes glibc's malloc")
+    def test_steps_reuse_freed_memory_instead_of_page_faulting(self):
+        # Ten steps at the paper's shapes (minibatch 512), in a fresh process each way: glibc's default
+        # thresholds return the step's 1 MB temporaries to the kernel and fault them in again.
+        script = """if True:
+            import resource, sys
+            import numpy as np
+            from grokking.engine import Batch
+            from grokking.parallel import keep_freed_memory
+            from grokking.transformer import Transformer
+            if sys.argv[1] == "keep":
+                assert keep_freed_memory() and keep_freed_memory()  # idempotent
+            rng = np.random.default_rng(0)
+            model = Transformer(97, 97)
+            params = model.init_params(rng)
+            batch = Batch(rng.integers(0, 97, 512), rng.integers(0, 97, 512), rng.integers(0, 97, 512), 97, "float32")
+            model.loss_and_grads(params, batch)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(10):
+                model.loss_and_grads(params, batch)
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        """
+        faults = {how: int(subprocess.run([sys.executable, "-c", script, how], check=True, capture_output=True,
+                                          text=True).stdout) for how in ("default", "keep")}
+        self.assertGreater(faults["default"], 3000, faults)  # about 950 per step on one thread
+        self.assertLess(faults["keep"], faults["default"] / 10, faults)
 
     def test_chunks_are_fixed_by_the_batch_size_and_even(self):
         # Two threads share a minibatch of 512 evenly; the full batch of Figure 1 in six chunks.

@@ -8,6 +8,7 @@ of threads (``engine_threads``).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from contextlib import contextmanager
 
@@ -61,11 +62,40 @@ class Threads:
 THREADS = Threads()
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_heap_kept = False
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
+    """Let glibc's malloc keep freed memory for the next step instead of returning it to the kernel.
+
+    A step allocates its temporaries afresh (a transformer chunk's (512, 512) float32 activations
+    are 1 MB each). By default glibc serves arrays over a threshold that starts at 128 KB with a
+    fresh mmap and trims the heap top above 128 KB, so every step page-faults and zero-fills its
+    memory again: 3,500 page faults per transformer step at minibatch 512, 15% of its time on 2
+    cores here. With these thresholds the step reuses the heap (24k faults in 90 steps instead of
+    340k). The arithmetic is untouched. Process-wide and idempotent; a no-op where the C library
+    is not glibc. Returns whether it took effect.
+    """
+    global _heap_kept
+    if not _heap_kept:
+        try:
+            mallopt = ctypes.CDLL("libc.so.6").mallopt
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+            return False
+        _heap_kept = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and \
+            bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return _heap_kept
+
+
 @contextmanager
 def engine_threads(n: int | None = None):
-    """Run the engine on ``n`` threads (default: every core) with single-threaded BLAS inside."""
+    """Run the engine on ``n`` threads (default: every core) with single-threaded BLAS inside, and
+    freed memory kept for the next step (``keep_freed_memory``)."""
     from threadpoolctl import threadpool_limits
 
+    keep_freed_memory()
     previous = THREADS.n
     THREADS.set(n or os.cpu_count() or 1)
     try:
