@@ -126,7 +126,9 @@ def _row_mean(a):
 
 
 def _layer_norm(r, gain, bias):
-    xc = r - _row_mean(r)
+    """LayerNorm of the rows of ``r``, which it overwrites (callers pass a fresh sum)."""
+    xc = r
+    xc -= _row_mean(r)
     rstd = _row_mean(xc * xc)
     rstd += LN_EPS
     np.sqrt(rstd, out=rstd)
@@ -143,18 +145,23 @@ def _layer_norm_backward(dy, gain, cache):
     dgain = (dy * xhat).sum(axis=0)
     dbias = dy.sum(axis=0)
     dx = dy * gain
-    dx -= _row_mean(dx) + xhat * _row_mean(dx * xhat)
+    mean_dx = _row_mean(dx)
+    t = dx * xhat
+    np.multiply(xhat, _row_mean(t), out=t)
+    t += mean_dx
+    dx -= t
     dx *= rstd
     return dx, dgain, dbias
 
 
 def _attend(q, k, v, mask, scale):
     """Softmax attention over (n, heads, seq, d_head) arrays; mask is (q_len, k_len), True = visible."""
-    s = q @ k.swapaxes(-1, -2)
-    s *= scale
-    s = np.where(mask, s, -np.inf)
-    s -= s.max(axis=-1, keepdims=True)
-    p = np.exp(s)
+    p = q @ k.swapaxes(-1, -2)
+    p *= scale
+    if not mask.all():  # the answer's query sees every key
+        np.copyto(p, -np.inf, where=~mask)
+    p -= p.max(axis=-1, keepdims=True)
+    np.exp(p, out=p)
     p /= p.sum(axis=-1, keepdims=True)
     return p @ v, p
 
@@ -308,25 +315,30 @@ class Transformer:
         h_eq = params["embed"][self.eq_token] + pos[3]
         return h_y @ w, h_eq @ w, h_y, h_eq
 
-    def _forward(self, params, plan, rngs=None):
-        """Logits of every example of the plan (in chunk order) and what the backward pass needs."""
-        rngs = rngs or {}
+    def _prefix_stage(self, params, plan, rngs):
+        """The prefix pieces' forward pass, the first layer's per-y part, and the keys and values of
+        all prefix rows per layer, for the chunks to gather from."""
         # The prefix pieces and the first layer's per-y part are independent: one map for all.
         *prefix, qkv0 = THREADS.map(
             lambda j: self._qkv0(params, plan) if j is None else
             self._prefix_forward(params, plan.xs[plan.pieces[j]], rngs.get(("prefix", j))),
             [*range(len(plan.pieces)), None])
-        # The keys and values of all prefix rows, per layer, for the chunks to gather from.
         prefix_kv = [tuple(np.concatenate([kv[i][a] for kv, _ in prefix]) for a in (0, 1))
                      for i in range(self.n_layers)]
-        suffix = THREADS.map(lambda c: self._suffix_forward(params, plan, c, prefix_kv, qkv0,
-                                                            rngs.get(("suffix", c))),
-                             range(len(plan.chunks)))
-        return prefix, qkv0, suffix
+        return prefix, qkv0, prefix_kv
+
+    def _each_chunk(self, params, plan, then, rngs=None):
+        """``then(c, forward)`` of every chunk c, after its forward pass on the same thread: one map
+        over the chunks, whose activations are still in that core's cache when ``then`` reads them."""
+        rngs = rngs or {}
+        prefix, qkv0, prefix_kv = self._prefix_stage(params, plan, rngs)
+        return prefix, qkv0, THREADS.map(
+            lambda c: then(c, self._suffix_forward(params, plan, c, prefix_kv, qkv0, rngs.get(("suffix", c)))),
+            range(len(plan.chunks)))
 
     def logits(self, params, x, y) -> np.ndarray:
-        _, _, suffix = self._forward(params, _Plan(x, y))
-        return np.concatenate([logits for logits, _, _ in suffix])
+        _, _, logits = self._each_chunk(params, _Plan(x, y), lambda c, forward: forward[0])
+        return np.concatenate(logits)
 
     def operand_embedding(self, params) -> np.ndarray:
         """One row per operand token (the vocabulary's "op" and "=" left out)."""
@@ -343,7 +355,8 @@ class Transformer:
         if rng is not None:
             mask_a = self._dropout_mask(rng, a.shape)
             a *= mask_a
-        h1, ln1 = _layer_norm(resid + a, params[pre + "ln1_g"], params[pre + "ln1_b"])
+        a += resid
+        h1, ln1 = _layer_norm(a, params[pre + "ln1_g"], params[pre + "ln1_b"])
         u = h1 @ params[pre + "W_ff1"]
         u += params[pre + "b_ff1"]
         np.maximum(u, 0, out=u)
@@ -352,7 +365,8 @@ class Transformer:
         if rng is not None:
             mask_f = self._dropout_mask(rng, f.shape)
             f *= mask_f
-        out, ln2 = _layer_norm(h1 + f, params[pre + "ln2_g"], params[pre + "ln2_b"])
+        f += h1
+        out, ln2 = _layer_norm(f, params[pre + "ln2_g"], params[pre + "ln2_b"])
         return out, (o, mask_a, h1, ln1, u, mask_f, ln2)
 
     def tokens(self, x, y) -> np.ndarray:
@@ -382,10 +396,9 @@ class Transformer:
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, on the engine's threads; no dropout."""
         plan = _Plan(x, y)
-        _, _, suffix = self._forward(params, plan)
         labels = np.asarray(labels)
-        parts = THREADS.map(lambda c: self._cross_entropy(suffix[c][0], labels[plan.chunks[c]])[:2],
-                            range(len(plan.chunks)))
+        _, _, parts = self._each_chunk(
+            params, plan, lambda c, forward: self._cross_entropy(forward[0], labels[plan.chunks[c]])[:2])
         return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
 
     def _cross_entropy(self, logits, labels, scale=None):
@@ -417,10 +430,9 @@ class Transformer:
             keys = [("prefix", j) for j in range(len(plan.pieces))] + \
                    [("suffix", c) for c in range(len(plan.chunks))]
             rngs = {k: np.random.default_rng(s) for k, s in zip(keys, rng.integers(0, 2 ** 63, len(keys)))}
-        prefix, qkv0, suffix = self._forward(params, plan, rngs)
-        chunks = THREADS.map(lambda c: self._suffix_backward(params, plan, c, suffix[c],
-                                                             labels[plan.chunks[c]], 1.0 / n),
-                             range(len(plan.chunks)))
+        prefix, qkv0, chunks = self._each_chunk(
+            params, plan, lambda c, forward: self._suffix_backward(params, plan, c, forward,
+                                                                   labels[plan.chunks[c]], 1.0 / n), rngs)
         # The prefix rows' key and value gradients, per layer, added over the chunks in order.
         dkv = []
         for i in range(self.n_layers):
