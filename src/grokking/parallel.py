@@ -62,21 +62,23 @@ class Threads:
 THREADS = Threads()
 
 
-# glibc's mallopt parameters (malloc.h).
+# glibc's mallopt parameters (malloc.h), and the values set: arrays up to 32 MB come from the heap,
+# whose top is returned to the kernel only beyond 128 MB.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 128 << 20
 _heap_kept = False
 
 
-def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
+def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for the next step instead of returning it to the kernel.
 
     A step allocates its temporaries afresh (a transformer chunk's (512, 512) float32 activations
     are 1 MB each). By default glibc serves arrays over a threshold that starts at 128 KB with a
-    fresh mmap and trims the heap top above 128 KB, so every step page-faults and zero-fills its
-    memory again: 3,500 page faults per transformer step at minibatch 512, 15% of its time on 2
-    cores here. With these thresholds the step reuses the heap (24k faults in 90 steps instead of
-    340k). The arithmetic is untouched. Process-wide and idempotent; a no-op where the C library
-    is not glibc. Returns whether it took effect.
+    fresh mmap and trims the heap top above 128 KB, so steps page-fault and zero-fill their memory
+    again: hundreds to thousands of faults per transformer step at minibatch 512, about 12% of its
+    time on 2 cores here (``benchmarks/transformer_phases.py --default-malloc``). With these
+    thresholds the step reuses the heap. The arithmetic is untouched. Process-wide and idempotent;
+    a no-op where the C library is not glibc. Returns whether it took effect.
     """
     global _heap_kept
     if not _heap_kept:
@@ -84,8 +86,8 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 
             mallopt = ctypes.CDLL("libc.so.6").mallopt
         except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
             return False
-        _heap_kept = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and \
-            bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+        _heap_kept = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+            bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _heap_kept
 
 
