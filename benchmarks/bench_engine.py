@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import grokking  # noqa: E402,F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np  # noqa: E402
 
 from grokking import resolve_config, run_experiment  # noqa: E402

@@ -3,6 +3,7 @@ the trajectory comparison. torch is imported by whoever imports this module; it 
 
 from __future__ import annotations
 
+import grokking  # noqa: E402,F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 import torch
 from torch import nn

@@ -31,7 +31,8 @@ class Runs(unittest.TestCase):
         run = self.tmp / "run"
         cfg = json.loads((run / "config.json").read_text())
         self.assertEqual(cfg["task"]["p"], 11)
-        self.assertEqual(set(cfg["meta"]), {"grokking", "python", "numpy"})
+        self.assertEqual(set(cfg["meta"]), {"grokking", "python", "numpy", "numerics"})
+        self.assertEqual(cfg["meta"]["numerics"]["id"], s["numerics"])
         split = json.loads((run / "split.json").read_text())
         self.assertEqual(sorted(split["train"] + split["val"]), list(range(121)))
         with open(run / "metrics.csv") as fh:

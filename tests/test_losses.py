@@ -2,6 +2,7 @@
 
 import unittest
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking.engine import Batch, cross_entropy, softmax_cross_entropy

@@ -4,6 +4,7 @@ import csv
 import unittest
 from unittest import mock
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking import analysis, measures

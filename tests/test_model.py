@@ -1,5 +1,6 @@
 import unittest
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking.engine import CHUNK_ROWS, Batch, softmax_cross_entropy

@@ -1,6 +1,7 @@
 import math
 import unittest
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking.optimizer import (NS_COEFFICIENTS, SGD, Adam, AdamW, Muon, _buffer_of, flatten, learning_rate,

@@ -1,6 +1,7 @@
 import itertools
 import unittest
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking.errors import ConfigError

@@ -6,6 +6,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy loads)
 import numpy as np
 
 from grokking.experiment import run_experiment

@@ -6,6 +6,10 @@ per run. Configs come from ``resolve_config(preset, config_path, overrides)``.
 
 __version__ = "0.1.0"
 
+from . import numerics  # noqa: E402  (first: the kernels are chosen when NumPy is imported)
+
+numerics.pin()
+
 from .config import Config, resolve_config  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 from .experiment import run_experiment  # noqa: E402

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import __version__, loggers, rundir
+from . import __version__, loggers, numerics, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_stale_temps, write_json
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
@@ -48,7 +48,9 @@ def eval_schedule(steps: int, eval_interval: int) -> list[int]:
 
 
 def versions() -> dict:
-    return {"grokking": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    """config.json's ``meta``: what produced the run, down to the kernels that decide its bytes."""
+    return {"grokking": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numerics": numerics.environment()}
 
 
 def build_model(config: Config, n_tokens: int, n_classes: int):
@@ -170,8 +172,13 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     ``force`` is false, an ``out`` another live process holds (RunDirBusy, ``force`` or not), or,
     with ``resume``, an ``out`` without a checkpoint or whose config.json differs in a setting that
     changes results. Raises WriteFailed when the disk is full, leaving ``out`` resumable.
+
+    A run whose numbers may differ from other machines' (``grokking.numerics``) says so once per
+    process through ``log``; one resumed under another numeric environment than it was started
+    with says so, and its config.json records the change (``meta.resumed_under``).
     """
     check_run_config(config)
+    numerics.check()
     if resume and force:
         raise ConfigError("--resume continues the run in --out and --force replaces it; choose one")
     out = Path(out)
@@ -182,6 +189,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     try:
         out.mkdir(parents=True, exist_ok=True)
         with rundir.hold(out):
+            numerics.tell_once(log)
             return _train(config, out, force, name, log, threads, resume)
     except OSError as err:
         if err.errno not in DISK_FULL:
@@ -213,6 +221,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
     run = _Run(config, out, name)
     if resume:
         run.restore(ckpt_path)
+        run.note_numerics(log)
     else:
         run.write_start()
     summary = run.train(threads)
@@ -264,6 +273,7 @@ class _Run:
         self.time_to_val_99, self.eval_time, self.elapsed = None, 0.0, 0.0  # elapsed: earlier sessions
         self.tracker_id = loggers.new_run_id()
         self.resumed_at = None
+        self.numerics = [numerics.environment()["id"]]  # one id per stretch of training
 
     def _rows(self, idx):
         return self.table.x[idx], self.table.y[idx], self.table.labels[idx]
@@ -273,6 +283,24 @@ class _Run:
         write_json(self.out / "split.json", {
             "rows": "row-major over (x, y); see grokking.tasks.build_table",
             "train": self.train_idx.tolist(), "val": self.val_idx.tolist()})
+
+    def note_numerics(self, log) -> None:
+        """Compare the numeric environment with the one the run trained under before; when they
+        differ, say so and record the change in config.json (its bytes now match neither)."""
+        path = self.out / "config.json"
+        stored = read_json(path)
+        meta = stored.setdefault("meta", {})
+        before = [meta.get("numerics", {}).get("id")] + [r["numerics"]["id"] for r in meta.get("resumed_under", [])]
+        now = numerics.environment()
+        self.numerics = [b or "unrecorded" for b in before]
+        if now["id"] == before[-1]:
+            return
+        log(f"note: {self.out} trained until step {self.done} under another numeric environment "
+            f"({before[-1] or 'not recorded'}) than this one ({now['id']}); the resumed run's numbers "
+            "will match an uninterrupted run on neither (recorded in config.json, meta.resumed_under)")
+        meta.setdefault("resumed_under", []).append({"step": self.done, "numerics": now})
+        write_json(path, stored)
+        self.numerics.append(now["id"])
 
     def restore(self, ckpt_path: Path) -> None:
         """Continue from the checkpoint: parameters, optimizer and transform state, batch order, and
@@ -434,6 +462,9 @@ class _Run:
             "n_params": int(sum(p.size for p in self.params.values())),
             "n_train": int(len(self.train_idx)),
             "n_val": int(len(self.val_idx)),
+            # What decided the bytes (grokking.numerics); " then " joins the environments of a run
+            # resumed under another one.
+            "numerics": " then ".join(self.numerics),
         }
         return {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in summary.items()}
 

@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import rundir
+from . import numerics, rundir
 from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
 from .backends import BACKENDS, check_backend, make_backend
 from .checkpoint import config_difference
@@ -217,7 +217,8 @@ def train_run(attempt: Attempt) -> dict:
             # parallel one.
             summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
                                      name=spec.name, log=_quiet, threads=1)
-    return {"summary": summary, "action": "resumed" if resume else "trained"}
+    # The worker's own word when its numbers may differ from other machines' (its log is quiet).
+    return {"summary": summary, "action": "resumed" if resume else "trained", "notice": numerics.notice()}
 
 
 # -- the sweep side -------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
     flight and does not say whose worker it was: those runs are not charged an attempt but train
     again one at a time ("alone"), so the next death names its run.
     """
-    queue, alone, running = deque(attempts), deque(), {}
+    queue, alone, running, told = deque(attempts), deque(), {}, set()
     while queue or alone or running:
         if alone:
             if not running:
@@ -300,6 +301,9 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
                 result = f.result()
                 finish(a.spec, _row(a.spec, result["action"], a.number, result["summary"]))
                 note(one_line(result["summary"]))
+                if result.get("notice") and result["notice"] not in told:  # once per kind of worker
+                    told.add(result["notice"])
+                    note(result["notice"])
                 continue
             if f in died and backend.death_is_shared and len(died) > 1:
                 alone.append(a)  # maybe innocent: train it alone, uncharged
@@ -378,7 +382,18 @@ def train_specs(specs: list[RunSpec], *, force=False, workers=None, backend="loc
             engine.close()
     finally:
         progress.close()
-    return [rows[s.out] for s in specs]
+    ordered = [rows[s.out] for s in specs]
+    mixed = environments(ordered)
+    if len(mixed) > 1:
+        log(f"note: these runs trained under {len(mixed)} numeric environments, so their bytes are not "
+            f"comparable with one another's: {'; '.join(mixed)} (sweep_summary.csv, column numerics)")
+    return ordered
+
+
+def environments(rows: list[dict]) -> list[str]:
+    """The numeric environments the runs trained under (``grokking.numerics``; a run resumed under
+    another one counts as its own), in order of first appearance."""
+    return list(dict.fromkeys(r["numerics"] for r in rows if r.get("numerics")))
 
 
 # -- the summary ------------------------------------------------------------------------------------
@@ -450,7 +465,8 @@ def write_sweep_summary(out: Path, rows: list[dict]) -> dict:
     writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
     write_atomic(out / "sweep_summary.csv", buf.getvalue().encode())
     aggregates = aggregate(rows)
-    write_json(out / "sweep_summary.json", {"runs": rows, "by_preset": aggregates})  # by preset and grid point
+    write_json(out / "sweep_summary.json", {"runs": rows, "by_preset": aggregates,  # by preset and grid point
+                                            "numerics": environments(rows)})
     return aggregates
 
 
