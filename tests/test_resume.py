@@ -142,6 +142,29 @@ class Resume(unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, "checkpoint_interval must be >= 0"):
             run_experiment(tiny_config("output.checkpoint_interval=-1"), self.tmp / "neg", log=quiet)
 
+    def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(self):
+        config = tiny_config("output.curves=false", "output.checkpoint_interval=30")
+        whole, cut = self.tmp / "whole", self.tmp / "cut"
+        run_experiment(config, whole, log=quiet)
+        with interrupt_at(20), self.assertRaises(KeyboardInterrupt):
+            run_experiment(config, cut, log=quiet)
+        self.assertFalse((cut / "checkpoint.npz").exists())
+        self.assertTrue((cut / "config.json").exists() and (cut / "split.json").exists())
+        with self.assertRaisesRegex(ConfigError, r"differs .* at training.seed"):
+            run_experiment(tiny_config("output.checkpoint_interval=30", "training.seed=3"), cut, log=quiet,
+                           resume=True)
+        said = []
+        run_experiment(config, cut, log=said.append, resume=True)
+        self.assertSameRun(whole, cut)
+        self.assertIn("no checkpoint yet (stopped before step 30); starting it again from step 0", said[0])
+        # And from the command line, with the config.json it left.
+        with interrupt_at(20), self.assertRaises(KeyboardInterrupt):
+            run_experiment(config, cut, log=quiet, force=True)
+        r = run_script("run_experiment.py", "--resume", "--out", str(cut))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("starting it again from step 0", r.stdout)
+        self.assertEqual((cut / "metrics.csv").read_bytes(), (whole / "metrics.csv").read_bytes())
+
     def test_stale_temporary_files_are_removed(self):
         config = tiny_config("output.curves=false", "output.checkpoint_interval=10")
         run = self.tmp / "tmpfiles"

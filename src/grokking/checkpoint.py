@@ -106,16 +106,17 @@ def config_difference(stored: dict, config: dict) -> str | None:
     return None
 
 
-def check_resumable(out: Path, config_tree: dict) -> Path:
-    """The checkpoint of the interrupted run in ``out``; ConfigError when there is none to resume."""
+def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> Path:
+    """The checkpoint of the interrupted run in ``out``; ConfigError when there is none to resume.
+    With ``checkpoint`` false, only that ``out`` holds an unfinished run of the same config."""
     out = Path(out)
     ckpt = out / CHECKPOINT
     if (out / "summary.json").exists():
         raise ConfigError(f"--resume: {str(out)!r} holds a finished run (summary.json); nothing to resume")
-    if not ckpt.exists():
-        raise ConfigError(f"--resume: {str(out)!r} has no checkpoint ({CHECKPOINT}) to resume from; "
+    if checkpoint and not ckpt.exists():
+        raise ConfigError(f"--resume: {str(out)!r} has no checkpoint ({CHECKPOINT}) and no run that started; "
                           "start the run without --resume")
-    for name in ("config.json", "split.json", "metrics.csv"):
+    for name in ("config.json", "split.json", "metrics.csv")[:3 if checkpoint else 1]:
         if not (out / name).exists():
             raise ConfigError(f"--resume: {str(out)!r} has a checkpoint but no {name}; "
                               "start the run again with --force")

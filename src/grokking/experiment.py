@@ -170,8 +170,9 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     The run holds ``out`` from start to summary (``rundir.hold``). Raises ConfigError (before
     anything is written) for a config no run can use, an ``out`` that already holds a run and
     ``force`` is false, an ``out`` another live process holds (RunDirBusy, ``force`` or not), or,
-    with ``resume``, an ``out`` without a checkpoint or whose config.json differs in a setting that
-    changes results. Raises WriteFailed when the disk is full, leaving ``out`` resumable.
+    with ``resume``, an ``out`` that holds no run or whose config.json differs in a setting that
+    changes results. A run killed before its first checkpoint resumes from step 0. Raises
+    WriteFailed when the disk is full, leaving ``out`` resumable.
 
     A run whose numbers may differ from other machines' (``grokking.numerics``) says so once per
     process through ``log``; one resumed under another numeric environment than it was started
@@ -189,12 +190,25 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     try:
         out.mkdir(parents=True, exist_ok=True)
         with rundir.hold(out):
+            if resume and _killed_before_first_checkpoint(out, config):
+                first = config.output.checkpoint_interval or config.training.steps
+                log(f"{out}: no checkpoint yet (stopped before step {first}); starting it again from step 0")
+                resume, force = False, True
             numerics.tell_once(log)
             return _train(config, out, force, name, log, threads, resume)
     except OSError as err:
         if err.errno not in DISK_FULL:
             raise
         raise WriteFailed(_write_failure(out, err)) from None
+
+
+def _killed_before_first_checkpoint(out: Path, config: Config) -> bool:
+    """Whether ``out`` holds a run of this config that started but never wrote a checkpoint (a
+    config.json and nothing that ended), which ``--resume`` starts again from step 0."""
+    if (out / CHECKPOINT).exists() or (out / "summary.json").exists() or not (out / "config.json").exists():
+        return False
+    check_resumable(out, config.to_dict(), checkpoint=False)  # raises for another config
+    return True
 
 
 def _write_failure(out: Path, err: OSError) -> str:
