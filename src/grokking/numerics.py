@@ -53,7 +53,7 @@ def avx512_targets() -> list[str]:
     return names + ["AVX512_SPR"] * (_numpy_version() >= (2, 3))
 
 
-def _cpu_flags() -> set[str] | None:
+def cpu_flags() -> set[str] | None:
     """The CPU's feature flags where the OS tells them cheaply (Linux), else None."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
@@ -67,7 +67,7 @@ def _cpu_flags() -> set[str] | None:
 
 def _has_avx2() -> bool:
     """Whether the CPU runs the Haswell kernels: AVX2 and FMA (every CPU with one has the other)."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if flags is not None:
         return {"avx2", "fma"} <= flags
     if sys.platform == "darwin":
@@ -86,7 +86,7 @@ def _has_avx2() -> bool:
     return False
 
 
-def _x86_64() -> bool:
+def is_x86_64() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
@@ -112,7 +112,7 @@ def pin() -> None:
     _state["numpy_first"] = "numpy" in sys.modules
     if mode == "native":
         return
-    if not _x86_64():
+    if not is_x86_64():
         _state["unsupported"] = f"the CPU is {platform.machine()}, not x86-64"
         return
     if not _has_avx2():
