@@ -4,7 +4,7 @@ import csv
 import json
 import unittest
 
-from helpers import ROOT, TINY, run_script, temp_dir
+from helpers import ROOT, TINY, outcome, run_script, temp_dir
 
 OVERRIDES = [arg for kv in TINY for arg in ("--override", kv)]
 
@@ -82,6 +82,7 @@ class RunExperimentCommand(unittest.TestCase):
                 self.assertNotIn("Traceback", r.stderr)
                 self.assertFalse(out.exists())
 
+    @outcome
     def test_a_diverged_run_exits_1_quietly_with_its_curves(self):
         out = self.tmp / "div"
         r = run_script("run_experiment.py", "--preset", "mod_add_grokking", *OVERRIDES, "--out", str(out),

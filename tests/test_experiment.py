@@ -5,7 +5,7 @@ import unittest
 from grokking.errors import ConfigError
 from grokking.experiment import METRIC_COLUMNS, _Record, eval_schedule, run_experiment
 
-from helpers import quiet, temp_dir, tiny_config
+from helpers import outcome, quiet, temp_dir, tiny_config
 
 
 
@@ -49,10 +49,15 @@ class Runs(unittest.TestCase):
         self.assertEqual(summary["final_val_acc"], float(rows[-1]["val_acc"]))
         self.assertEqual(summary["best_val_acc"], max(float(r["val_acc"]) for r in rows))
 
+    @outcome
     def test_first_99_steps_and_delay_follow_the_metrics(self):
-        # p = 23 with wider layers generalizes (val 99% near step 1,040); the TINY run does not.
-        grokking = ["task.p=23", "model.d_embed=16", "model.d_hidden=64", "training.steps=1100",
-                    "training.eval_interval=20", "task.train_fraction=0.6"]
+        # p = 23, wider layers and 80% of the table generalize: val 99% at step 320 (train 99% at 60)
+        # under Haswell and SkylakeX kernels alike, and with a gradient noise of 1e-7 to 1e-4 standing
+        # in for other kernels; the budget is 800. (60% with 64 hidden units got there at 1,040 under
+        # Haswell, 1,260 under SkylakeX.) The TINY run memorizes by step 80 and does not generalize
+        # in 3,000 steps.
+        grokking = ["task.p=23", "model.d_embed=16", "model.d_hidden=128", "training.steps=800",
+                    "training.eval_interval=20", "task.train_fraction=0.8"]
         for name, extra, grokked in (("groks", grokking, True), ("fit", ["training.steps=300"], False)):
             s = self.run_tiny(name, "optimizer.lr=0.01", *extra)
             with open(self.tmp / name / "metrics.csv") as fh:
@@ -67,6 +72,7 @@ class Runs(unittest.TestCase):
             expected = first["val_acc"] / first["train_acc"] if grokked else None
             self.assertEqual(s["grok_delay"], expected)
 
+    @outcome
     def test_drops_after_the_first_99_are_counted(self):
         record = _Record()
         for step, val in enumerate([0.5, 0.95, 0.99, 0.5, 0.995, 0.89, 0.9, 1.0], start=1):
@@ -74,10 +80,11 @@ class Runs(unittest.TestCase):
         self.assertEqual(record.first99["val"], 3)
         self.assertEqual(record.drops, 2)  # 0.5 and 0.89 after step 3; 0.9 is not below
         self.assertEqual(record.min_val_after, 0.5)
-        s = self.run_tiny("never")  # 40 steps: never generalizes, so nothing to count
+        s = self.run_tiny("never")  # 40 steps (best val 0.12; none in 3,000): nothing to count
         self.assertIsNone(s["steps_to_val_99"])
         self.assertEqual((s["val_drops_after_99"], s["min_val_acc_after_99"]), (None, None))
 
+    @outcome
     def test_divergence_stops_the_run(self):
         s = self.run_tiny("div", "optimizer.lr=1e30", "optimizer.weight_decay=0", "optimizer.warmup_steps=0",
                           "optimizer.name=sgd", "training.steps=200")

@@ -13,7 +13,7 @@ from grokking.errors import ConfigError
 from grokking.experiment import replay, run_experiment
 from grokking.plotting import read_metrics
 
-from helpers import TINY, quiet, run_script, temp_dir, tiny_config
+from helpers import TINY, outcome, quiet, run_script, temp_dir, tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -103,6 +103,7 @@ class Figures(unittest.TestCase):
         self.assertIn("measures: skipped", notes[0])
         self.assertIn("output.measures=all", notes[0])
 
+    @outcome
     def test_a_sweep_never_picks_one_run_for_the_per_run_figures(self):
         figs, patch = self.capture()
         with patch:
@@ -117,12 +118,15 @@ class Figures(unittest.TestCase):
             self.assertEqual(len([line for line in ax.lines if len(line.get_xdata()) > 2]), 4)
         panels = [ax for ax in pca.axes if ax.get_title()]  # not the colour bars
         self.assertEqual(len(panels), 4)
-        for ax in panels:  # the run is named, and these 60-step runs never generalized
+        # The run is named, and these 60-step runs never generalized: best val 0.07 to 0.17 for
+        # seed 0, under every kernel; none of the 8 reaches val 99% by step 3,000.
+        for ax in panels:
             self.assertIn("seed 0", ax.get_title())
             self.assertIn("never reached val 99%", ax.get_title())
         for fig in figs:
             self.assertInside(fig)
 
+    @outcome
     def test_interventions_only_when_they_vary_and_coinciding_lines_stay_visible(self):
         sweep = self.tmp / "interventions"
         for name, extra in (("a", []), ("b", ["optimizer.grad_noise=0.0000001"])):
@@ -136,7 +140,8 @@ class Figures(unittest.TestCase):
             figures.draw(sweep, self.tmp / "iv", ["interventions"])
         lines = figs[0].axes[0].lines
         self.assertEqual(len(lines), 2)
-        # the noise is too small to change the best accuracy: the lines coincide, drawn unlike each other
+        # the noise is too small to change the best accuracy (under every kernel; 1e-3 does not either,
+        # 1e-2 does at 30%): the lines coincide, drawn unlike each other
         self.assertEqual(list(lines[0].get_ydata()), list(lines[1].get_ydata()))
         self.assertNotEqual((lines[0].get_linestyle(), lines[0].get_marker()),
                             (lines[1].get_linestyle(), lines[1].get_marker()))

@@ -21,7 +21,7 @@ from grokking.errors import ConfigError
 from grokking.sweeps import (FAULT_ENV, Attempt, _execute, aggregate, format_table, plan_runs, quantile,
                              run_suite, train_run)
 
-from helpers import TINY, quiet, run_script, temp_dir
+from helpers import TINY, outcome, quiet, run_script, temp_dir
 
 PRESETS = ["mod_add_baseline", "mod_add_grokking"]
 TIMING = ("wall_time_s", "eval_time_s", "steps_per_s", "time_to_val_99_s")
@@ -130,6 +130,7 @@ class Failures(unittest.TestCase):
         agg = json.loads((out / "sweep_summary.json").read_text())["by_preset"]
         self.assertEqual((agg["mod_add_grokking"]["runs"], agg["mod_add_grokking"]["failed"]), (2, 1))
 
+    @outcome
     def test_final_failure_without_retries_and_divergence(self):
         tmp = temp_dir(self)
         with mock.patch.dict(os.environ, {FAULT_ENV: "mod_add_grokking/seed_0:raise"}):

@@ -15,7 +15,7 @@ from grokking.model import engine_threads
 from grokking.optimizer import AdamW
 from grokking.transformer import SUFFIX_ROWS, Transformer, _chunks
 
-from helpers import numerical_grads, tiny_config
+from helpers import numerical_grads, outcome, tiny_config
 
 try:
     import torch
@@ -327,7 +327,8 @@ class Shapes(unittest.TestCase):
 
 
 class Training(unittest.TestCase):
-    def test_memorizes_a_tiny_table(self):
+    @outcome
+    def test_memorizes_a_tiny_table(self):  # at step 44 under every kernel
         p = 7
         x, y = (a.ravel() for a in np.meshgrid(np.arange(p), np.arange(p), indexing="ij"))
         batch = Batch(x, y, (x + y) % p, p, "float32")

@@ -11,7 +11,7 @@ from grokking.errors import ConfigError
 from grokking.transforms import (ConstantNorm, GradNoise, GrokfastEMA, GrokfastMA, PerpGrad, Transforms,
                                  WeightNoise, lr_factor)
 
-from helpers import quiet, temp_dir, tiny_config
+from helpers import outcome, quiet, temp_dir, tiny_config
 
 
 class Noise(unittest.TestCase):
@@ -133,6 +133,7 @@ class Methods(unittest.TestCase):
         np.testing.assert_allclose(params["a"], [3.0, 0.0])
         np.testing.assert_allclose(params["b"], [4.0])
 
+    @outcome
     def test_a_run_with_constant_norm_keeps_its_initial_norm(self):
         from grokking.experiment import run_experiment
         from grokking.plotting import read_metrics
@@ -144,7 +145,7 @@ class Methods(unittest.TestCase):
         np.testing.assert_allclose(norms, norms[0], rtol=1e-5)
         run_experiment(tiny_config("output.curves=false", "model.init_scale=0.5"), tmp / "free", log=quiet)
         free = read_metrics(tmp / "free" / "metrics.csv")["weight_norm"]
-        self.assertGreater(abs(free[-1] - free[0]) / free[0], 1e-2)  # without it, the norm moves
+        self.assertGreater(abs(free[-1] - free[0]) / free[0], 1e-2)  # without it, the norm moves (by 48%)
 
     def test_config_builds_them_and_scales_the_rate(self):
         stages = Transforms(tiny_config("optimizer.grokfast=ma", "optimizer.grokfast_window=7",
