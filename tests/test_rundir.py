@@ -1,10 +1,13 @@
 """One writer per run directory, and a full disk: two processes on one --out never mix two runs'
-files, a killed holder blocks nobody, two sweeps on one directory share the work, and a run that
-runs out of space says so in one line and stays resumable."""
+files, --force leaves nothing of the run it replaces, a killed holder blocks nobody, two sweeps on
+one directory share the work, and a run that runs out of space says so in one line and stays
+resumable."""
 
 import contextlib
 import csv
+import dataclasses
 import errno
+import importlib.util
 import io
 import json
 import os
@@ -17,10 +20,13 @@ import unittest
 from pathlib import Path
 from unittest import mock
 
-from grokking import rundir
-from grokking.cli import run_experiment_main
+from grokking import artifacts, loggers, rundir
+from grokking.cli import make_figures_main, make_report_main, run_experiment_main
+from grokking.config import OutputConfig
 from grokking.errors import ConfigError
 from grokking.experiment import run_experiment
+from grokking.measures import MEASURES_CSV
+from grokking.plotting import read_metrics
 from grokking.sweeps import FAULT_ENV, disk_full_after_first_checkpoint, run_suite
 
 from helpers import ROOT, TINY, assert_same_run, quiet, run_script, start_script, temp_dir, tiny_config
@@ -154,6 +160,53 @@ class TwoRunsOneDirectory(unittest.TestCase):
         with self.assertRaises(ConfigError):
             run_experiment(tiny_config("optimizer.lr=-1"), out, log=quiet)
         self.assertFalse(out.exists())
+
+
+class Force(unittest.TestCase):
+    """--force replaces the run in a directory whole: nothing of the old run survives beside the new."""
+
+    def test_a_run_without_measures_leaves_no_measures_of_the_run_before(self):
+        # The old measures.csv (to step 60) stayed beside the new metrics.csv (to step 30), and the
+        # figures and the report joined the two.
+        out = temp_dir(self) / "run"
+        run_experiment(tiny_config("output.measures=all", "training.steps=60", "output.curves=false"), out,
+                       log=quiet)
+        self.assertTrue((out / MEASURES_CSV).exists())
+        run_experiment(tiny_config("training.steps=30", "output.curves=false"), out, log=quiet, force=True)
+        self.assertFalse((out / MEASURES_CSV).exists())
+        self.assertEqual(read_metrics(out / "metrics.csv")["step"][-1], 30)
+
+    def test_it_clears_everything_a_run_with_every_output_and_the_tools_wrote(self):
+        # Every output a run has, on: a new one must be turned on here, so that --force is shown to
+        # clear what it writes.
+        self.assertEqual([f.name for f in dataclasses.fields(OutputConfig)],
+                         ["curves", "progress", "checkpoint_interval", "loggers", "measures"])
+        trackers = [name for name, (module, _) in loggers.EXTRAS.items() if importlib.util.find_spec(module)]
+        if "wandb" in trackers:
+            import wandb
+
+            self.addCleanup(wandb.teardown)  # its background service, now rather than at exit
+        tmp = temp_dir(self)
+        out = tmp / "run"
+        config = tiny_config("output.curves=true", "output.checkpoint_interval=10", "output.measures=all",
+                             f"output.loggers={','.join(trackers)}")
+        with mock.patch.dict("os.environ", {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp)}), \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            run_experiment(config, out, log=quiet)
+            # the tools' outputs at their defaults, which are inside the run directory
+            self.assertEqual(make_figures_main([str(out)]), 0)
+            self.assertEqual(make_report_main([str(out)]), 0)
+        (out / ".metrics.csv.killed.tmp").write_text("")  # what a kill mid-write leaves
+        written = {path.name for path in out.iterdir()}
+        self.assertLessEqual({MEASURES_CSV, "curves.png", "figures", "report.html", *trackers}, written)
+        artifacts.prepare_out_dir(out, force=True)
+        self.assertEqual(sorted(path.name for path in out.iterdir()), [])
+
+    def test_a_directory_without_a_run_keeps_its_own_figures(self):
+        out = temp_dir(self) / "mine"
+        (out / "figures").mkdir(parents=True)
+        run_experiment(tiny_config("output.curves=false"), out, log=quiet)
+        self.assertTrue((out / "figures").is_dir())
 
 
 def sweep_rows(out: Path) -> dict:

@@ -17,11 +17,17 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+CHECKPOINT = "checkpoint.npz"
+MEASURES_CSV = "measures.csv"  # output.measures
+REPORT = "report.html"  # make_report's default output, in the run directory
 # Every file a run writes; a directory holding any of them holds a run.
-RUN_FILES = ("config.json", "split.json", "metrics.csv", "checkpoint.npz", "summary.json", "curves.png")
+RUN_FILES = ("config.json", "split.json", "metrics.csv", MEASURES_CSV, CHECKPOINT, "summary.json",
+             "curves.png")
 # The trackers' directories (output.loggers): replaced with the run, kept by a resume.
 TRACKER_DIRS = ("tensorboard", "wandb")
-CHECKPOINT = "checkpoint.npz"
+# What make_figures and make_report write into a run directory by default: drawn from the run, so
+# they go with it. Removed only where a run was (a user's own 'figures' elsewhere is not ours).
+DRAWN_FILES, DRAWN_DIRS = (REPORT,), ("figures",)
 
 
 def _current_umask() -> int:
@@ -86,11 +92,16 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     out = Path(out)
     check_out_dir(out, force)
     out.mkdir(parents=True, exist_ok=True)
+    drawn = holds_run(out)
     # summary.json goes first: a directory without it never looks finished, even mid-clearing;
-    # the checkpoint next, so a half-cleared run is never resumed against missing metrics.
-    for name in ("summary.json", CHECKPOINT) + RUN_FILES:
+    # the checkpoint next, so a half-cleared run is never resumed against missing metrics;
+    # the run's other files last, so a half-cleared directory still holds a run and the next --force
+    # clears the rest, drawn files included.
+    for name in ("summary.json", CHECKPOINT) + (DRAWN_FILES if drawn else ()):
         (out / name).unlink(missing_ok=True)
-    for name in TRACKER_DIRS:
+    for name in TRACKER_DIRS + (DRAWN_DIRS if drawn else ()):
         shutil.rmtree(out / name, ignore_errors=True)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
     remove_stale_temps(out)
     return out

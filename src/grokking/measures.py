@@ -24,10 +24,9 @@ from typing import Callable
 import numpy as np
 
 from . import analysis
+from .artifacts import MEASURES_CSV  # noqa: F401 (a run file's name; experiment imports it from here)
 from .errors import ConfigError
 from .tasks import is_permutation_op
-
-MEASURES_CSV = "measures.csv"
 
 
 class Context:

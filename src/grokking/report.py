@@ -24,7 +24,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from .artifacts import write_atomic
+from .artifacts import CHECKPOINT, MEASURES_CSV, REPORT, write_atomic
 from .errors import ConfigError
 from .plotting import read_metrics
 
@@ -71,7 +71,7 @@ def _marks(summary: dict) -> list[dict]:
 
 
 def _measures(run_dir: Path) -> dict[str, list[float]]:
-    path = run_dir / "measures.csv"
+    path = run_dir / MEASURES_CSV
     return read_metrics(path) if path.exists() else {}
 
 
@@ -145,7 +145,7 @@ def _run_section(run: dict, root: Path, charts: _Charts, heading: str, embedding
                                          "y": _finite(measures[c])} for i, c in enumerate(columns)],
                                 title if len(columns) > 1 else columns[0], marks, logy=logy))
     parts.append("</div>")
-    if embeddings and (run["dir"] / "checkpoint.npz").exists():
+    if embeddings and (run["dir"] / CHECKPOINT).exists():
         from .figures import embedding_pca
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +239,7 @@ def make_report(source, out=None) -> Path:
 
     root = Path(source)
     runs = find_runs(root)  # ConfigError when there is nothing to report
-    out = Path(out) if out else root / "report.html"
+    out = Path(out) if out else root / REPORT
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a directory; give a file name such as report.html")
     charts = _Charts()
