@@ -9,6 +9,7 @@ import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy lo
 import numpy as np
 
 from grokking import analysis, figures
+from grokking.checkpoint import save_checkpoint
 from grokking.errors import ConfigError
 from grokking.experiment import replay, run_experiment
 from grokking.plotting import read_metrics
@@ -186,18 +187,44 @@ class Figures(unittest.TestCase):
         angle = 2 * np.pi * np.arange(p) / p
         rng = np.random.default_rng(0)
         basis = np.linalg.qr(rng.standard_normal((16, 2)))[0]  # a random plane in 16 dimensions
-        embed = np.stack([np.cos(angle), np.sin(angle)], axis=1) @ basis.T * 3 + 0.01 * rng.standard_normal((p, 16))
-        np.savez(run / "checkpoint.npz", **{"param.embed": embed})
-        (run / "config.json").write_text(json.dumps({"task": {"operation": "x+y", "p": p}}))
+        circle = np.stack([np.cos(angle), np.sin(angle)], axis=1) @ basis.T * 3
+        circle += 0.01 * rng.standard_normal((p, 16))
+        # One-hot input: the operand embedding is W1's x rows beside its y rows, here all but zero.
+        w1 = np.concatenate([circle, 1e-3 * rng.standard_normal((p, 16))])
+        save_checkpoint(run / "checkpoint.npz", 0, {"W1": w1}, {}, {})
+        config = tiny_config("model.input=onehot")
+        (run / "config.json").write_text(json.dumps(config.to_dict()))
         (run / "summary.json").write_text("{}")
         figures.embedding_pca(run, run / "pca.png")
         self.assertEqual((run / "pca.png").read_bytes()[:8], PNG)
+        embed = figures.operand_embedding(figures.find_runs(run)[0])
+        np.testing.assert_array_equal(embed, np.concatenate([w1[:p], w1[p:]], axis=1))
         xy = analysis.principal_components(embed)
         radius = np.hypot(xy[:, 0], xy[:, 1])
         self.assertLess(radius.std() / radius.mean(), 0.02)
         self.assertEqual(analysis.key_frequency(embed), 1)
         angle3 = 2 * np.pi * 3 * np.arange(p) / p  # a circle of frequency 3
         self.assertEqual(analysis.key_frequency(np.stack([np.cos(angle3), np.sin(angle3)], axis=1) @ basis.T), 3)
+
+    def test_every_model_and_input_draws_the_embedding_the_measures_read(self):
+        # The figures ask the model for its operand embedding instead of slicing parameters by name:
+        # the two-hot MLP's W1 has p rows, not 2p, and its halves used to end make_figures in a
+        # ValueError. The embedding drawn is the one whose Fourier norms measures.csv holds.
+        tmp = temp_dir(self)
+        for name, extra in (("embedding", []), ("onehot", ["model.input=onehot"]),
+                            ("twohot", ["model.input=twohot"]),
+                            ("transformer", ["model.type=transformer", "model.d_model=8", "model.n_heads=2"])):
+            with self.subTest(name):
+                run = tmp / name
+                run_experiment(tiny_config(*extra, "training.steps=20", "output.curves=false",
+                                           "output.measures=fourier"), run, log=quiet)
+                made = figures.draw(run, run / "figures", ["embeddings"], note=self.fail)
+                self.assertEqual([p.read_bytes()[:8] for p in made], [PNG])
+                embed = figures.operand_embedding(figures.find_runs(run)[0])
+                self.assertEqual(len(embed), 11)
+                last = {k: v[-1] for k, v in read_metrics(run / "measures.csv").items()}
+                measured = [last[f"freq_norm_{k}"] for k in range(1, 6)]
+                np.testing.assert_allclose(analysis.frequency_norms(embed), measured, rtol=1e-12)
 
     def test_command_line(self):
         out = self.tmp / "cli"

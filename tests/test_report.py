@@ -96,6 +96,14 @@ class Report(unittest.TestCase):
         self.assertEqual(by_title["parameter norms"], ["norm_a", "norm_b"])
         self.assertFalse([t for t in by_title if "freq_norm" in t])
 
+    def test_a_two_hot_run_gets_its_report_with_the_embedding(self):
+        # The embedding PCA used to split W1 in halves, and two-hot input's W1 has p rows: a ValueError.
+        run = temp_dir(self) / "twohot"
+        run_experiment(tiny_config("model.input=twohot", "training.steps=20", "output.curves=false"), run,
+                       log=quiet)
+        page = make_report(run).read_text()
+        self.assertTrue('alt="embedding PCA" src="data:image/png;base64,' in page, "no embedding figure")
+
     def test_a_sweep_report_links_every_table_row_to_its_run(self):
         page = make_report(self.sweep).read_text()
         self.assertTrue((self.sweep / "report.html").exists())

@@ -39,11 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import key_frequency, principal_components
-from .artifacts import CHECKPOINT, write_atomic
+from .artifacts import CHECKPOINT, MEASURES_CSV, write_atomic
+from .checkpoint import load_checkpoint
+from .config import config_from_dict
 from .errors import ConfigError
-from .measures import MEASURES_CSV
+from .experiment import build_model
 from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
+from .tasks import build_table, is_permutation_op
 
 FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures")
 
@@ -274,23 +277,28 @@ def seed_curves(sweep_dir: Path, out: Path) -> Path:
     return _save(fig, Path(out))
 
 
+def operand_embedding(run: dict) -> np.ndarray:
+    """The final operand embedding of a run, one row per operand token, in float64: what its model
+    answers (``operand_embedding``), the rows the Fourier measures read, whatever the model or its
+    input."""
+    config = config_from_dict(run["config"])
+    t = config.task
+    table = build_table(t.operation, t.p, t.n)
+    model = build_model(config, table.n_tokens, table.n_classes)
+    params = load_checkpoint(run["dir"] / CHECKPOINT)[1]
+    return np.asarray(model.operand_embedding(params), dtype=np.float64)
+
+
 def _embedding_panel(fig, ax, run: dict, title: str) -> None:
-    """First two principal components of the operand embedding rows ('embed').
+    """First two principal components of the operand embedding rows (``operand_embedding``).
 
     For a modular operation the points are coloured by k*x mod p, k the key frequency: on a circle
     of frequency k, residue x sits at angle 2 pi k x / p, so this colouring runs around it. A run
     that never generalized has no circle to find; it is coloured by x and says so.
     """
-    with np.load(run["dir"] / CHECKPOINT, allow_pickle=False) as data:
-        if "param.embed" in data.files:
-            embed = np.asarray(data["param.embed"], dtype=np.float64)
-        else:  # one-hot input: a token's rows of W1, its x and y halves side by side
-            w1 = np.asarray(data["param.W1"], dtype=np.float64)
-            embed = np.concatenate([w1[:len(w1) // 2], w1[len(w1) // 2:]], axis=1)
-    task = run["config"]["task"]
-    modular = "." not in task["operation"]
-    n = task["p"] if modular else len(embed)
-    embed = embed[:n]  # the transformer's vocabulary also holds 'op' and '='
+    embed = operand_embedding(run)
+    modular = not is_permutation_op(run["config"]["task"]["operation"])
+    n = len(embed)
     xy, explained = principal_components(embed, with_share=True)
     generalized = run["summary"].get("grokked", True)
     if modular and generalized:
