@@ -4,7 +4,10 @@ Both hand out futures (``submit``), report the first that finish (``wait``), and
 raised from a worker that died (``worker_died``). They differ in what a death costs: a dead process
 breaks a ``ProcessPoolExecutor`` and every run in flight with it, so the local backend is rebuilt
 (``recover``) and cannot say which run killed it (``death_is_shared``); Dask loses only the dead
-worker's task and names it with ``KilledWorker``. Dask is imported only when asked for.
+worker's task and names it with ``KilledWorker``. They differ in preemption too: SIGTERM to a
+local worker means this machine is going down (``preemption_is_shared``), so the sweep stops,
+while a Dask worker shut down alone leaves the others to resume its run. Dask is imported only
+when asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
 import logging
 import multiprocessing
+import os
+import signal
 
+from . import preemption
 from .errors import ConfigError
 
 BACKENDS = ("local", "dask")
@@ -25,22 +31,35 @@ class LocalBackend:
 
     name = "local"
     death_is_shared = True
+    preemption_is_shared = True
 
     def __init__(self, workers: int):
         self.slots = workers
         self.pool = self._new_pool()
 
     def _new_pool(self):
-        return cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+        # Each worker answers SIGTERM by stopping its run at a checkpoint (grokking.preemption),
+        # whether the signal comes from the sweep or to the whole process group (Slurm).
+        return cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=preemption.install)
 
     def submit(self, fn, arg):
         return self.pool.submit(fn, arg)
 
-    def wait(self, futures):
-        return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
+    def wait(self, futures, timeout=None):
+        return cf.wait(futures, timeout, return_when=cf.FIRST_COMPLETED).done
 
     def wait_all(self, futures):
         return cf.wait(futures).done
+
+    def stop_workers(self) -> bool:
+        """Pass SIGTERM on to the workers, whose runs stop at a checkpoint; True: wait for them."""
+        for process in list(self.pool._processes.values()):  # no public list of the pool's processes
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        return True
 
     def worker_died(self, err: BaseException) -> bool:
         return isinstance(err, BrokenProcessPool)
@@ -60,6 +79,7 @@ class DaskBackend:
 
     name = "dask"
     death_is_shared = False
+    preemption_is_shared = False
 
     def __init__(self, address: str | None, workers: int):
         try:
@@ -89,10 +109,13 @@ class DaskBackend:
     def submit(self, fn, arg):
         return self.client.submit(fn, arg, pure=False)
 
-    def wait(self, futures):
+    def wait(self, futures, timeout=None):
         from distributed import wait
 
-        return wait(list(futures), return_when="FIRST_COMPLETED").done
+        try:
+            return wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return set()
 
     def wait_all(self, futures):
         from distributed import wait
@@ -106,6 +129,13 @@ class DaskBackend:
 
     def recover(self) -> None:
         pass  # the nanny restarts a dead worker; the other workers never noticed
+
+    def stop_workers(self) -> bool:
+        """Retire the workers of our own local cluster (their runs stop at a checkpoint before
+        they close); a remote cluster is not ours to stop, and its runs go on. False: do not wait."""
+        if self.cluster is not None:
+            self.client.retire_workers(list(self.client.nthreads()), close_workers=True)
+        return False
 
     def close(self, cancel: bool = False) -> None:
         self.client.close()

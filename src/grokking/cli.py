@@ -14,6 +14,7 @@ from .artifacts import read_json
 from .config import PRESETS, config_from_dict, describe_keys, resolve_config
 from .errors import DISK_FULL, ConfigError, WriteFailed
 from .experiment import run_experiment
+from .preemption import Preempted
 from .sweeps import BACKENDS, run_suite
 
 
@@ -24,6 +25,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _fail(prog: str, err: Exception, status: int = 2) -> int:
     print(f"{prog}: error: {err}", file=sys.stderr)
+    return status
+
+
+def _stopped(prog: str, line: str, status: int) -> int:
+    """Preemption (SIGTERM): not an error, so no "error:"; the status is SIGTERM's."""
+    print(f"{prog}: {line}", file=sys.stderr)
     return status
 
 
@@ -88,6 +95,8 @@ def run_experiment_main(argv=None) -> int:
         return _fail(prog, err)
     except WriteFailed as err:
         return _write_failed(prog, err)
+    except Preempted as err:
+        return _stopped(prog, f"{err}; continue it with run_experiment --resume --out {out}", err.code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; the run directory has no summary.json; continue it with --resume",
               file=sys.stderr)
@@ -134,6 +143,8 @@ def run_claims_main(argv=None) -> int:
         return _fail(prog, err)
     except ClaimFailed as err:
         return _fail(prog, err, 1)
+    except Preempted as err:
+        return _stopped(prog, f"{err}; finished runs are kept", err.code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished runs are kept and the same command goes on", file=sys.stderr)
         return 130
@@ -176,6 +187,8 @@ def run_suite_main(argv=None) -> int:
         return _fail(prog, err)
     except (WriteFailed, OSError) as err:  # the sweep's own summary on a full disk
         return _write_failed(prog, err)
+    except Preempted as err:
+        return _stopped(prog, f"{err}; finished runs keep their summary.json", err.code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished runs keep their summary.json; the same command "
               "resumes the rest", file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import __version__, loggers, numerics, rundir
+from . import __version__, loggers, numerics, preemption, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_stale_temps, write_json
 from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
 from .config import Config, validate
@@ -159,7 +159,7 @@ class _Progress:
 
 
 def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
-                   log=print, threads: int | None = None, resume: bool = False) -> dict:
+                   log=print, threads: int | None = None, resume: bool = False, stop=None) -> dict:
     """Train one run described by ``config`` and write its artifacts to ``out``; return the summary.
 
     ``threads`` is how many cores the engine uses (default: all); it changes speed, never results.
@@ -173,6 +173,10 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
     with ``resume``, an ``out`` that holds no run or whose config.json differs in a setting that
     changes results. A run killed before its first checkpoint resumes from step 0. Raises
     WriteFailed when the disk is full, leaving ``out`` resumable.
+
+    SIGTERM (a cluster's preemption) or ``stop()`` becoming true (polled after each update) ends
+    the run at a checkpoint of the step it reached, raising ``preemption.Preempted``; ``resume``
+    then continues it byte for byte.
 
     A run whose numbers may differ from other machines' (``grokking.numerics``) says so once per
     process through ``log``; one resumed under another numeric environment than it was started
@@ -189,13 +193,13 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
         check_resumable(out, config.to_dict())  # raises: there is nothing to resume
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with rundir.hold(out):
+        with preemption.watch(), rundir.hold(out):
             if resume and _killed_before_first_checkpoint(out, config):
                 first = config.output.checkpoint_interval or config.training.steps
                 log(f"{out}: no checkpoint yet (stopped before step {first}); starting it again from step 0")
                 resume, force = False, True
             numerics.tell_once(log)
-            return _train(config, out, force, name, log, threads, resume)
+            return _train(config, out, force, name, log, threads, resume, stop)
     except OSError as err:
         if err.errno not in DISK_FULL:
             raise
@@ -224,7 +228,7 @@ def _write_failure(out: Path, err: OSError) -> str:
             "or the same run_suite command)")
 
 
-def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool) -> dict:
+def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool, stop) -> dict:
     if resume:
         ckpt_path = check_resumable(out, config.to_dict())
         _check_same_measures(out, config)
@@ -238,7 +242,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
         run.note_numerics(log)
     else:
         run.write_start()
-    summary = run.train(threads)
+    summary = run.train(threads, stop)
     if config.output.curves:
         _draw_curves(out, summary, run.name, log)
     write_json(out / "summary.json", summary)  # last: its presence marks a finished run
@@ -397,7 +401,7 @@ class _Run:
             fh.write(header + "\n")
         return fh
 
-    def train(self, threads) -> dict:
+    def train(self, threads, stop=None) -> dict:
         """The loop, from the first step not done to the end of the budget or a divergence; the
         final checkpoint; the summary."""
         config, out = self.config, self.out
@@ -414,7 +418,7 @@ class _Run:
                 self.files["metrics"] = self._open("metrics.csv", ",".join(METRIC_COLUMNS))
                 if self.measures:
                     self.files["measures"] = self._open(MEASURES_CSV)
-                self._loop(trackers, progress)
+                self._loop(trackers, progress, stop)
         except BaseException as err:
             if isinstance(err, OSError) and err.filename is None:  # write_atomic names its file; a row write none
                 err.filename = str(out / "metrics.csv")
@@ -431,8 +435,9 @@ class _Run:
             trackers.close()
         return summary
 
-    def _loop(self, trackers, progress) -> None:
+    def _loop(self, trackers, progress, stop=None) -> None:
         interval, steps = self.config.output.checkpoint_interval, self.config.training.steps
+        stop = stop or (lambda: False)
         for step in range(self.done + 1, steps + 1) if not self.ended else ():
             lr, diverged = self.step(step)
             self.done = step
@@ -447,6 +452,12 @@ class _Run:
                 break
             if interval and step % interval == 0 and step < steps:
                 self.checkpoint(step)
+            if step < steps and (preemption.requested() or stop()):
+                if not (interval and step % interval == 0):
+                    self.checkpoint(step)
+                why = "SIGTERM" if preemption.requested() else "a stop request"
+                raise preemption.Preempted(f"{self.out}: stopped by {why} after step {step}, at a checkpoint of "
+                                           "that step", step)
         if not self.ended:
             self.checkpoint(self.done, ended_as=self.status)  # final parameters; a kill after this skips training
 

@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import numerics, rundir
+from . import numerics, preemption, rundir
 from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
 from .backends import BACKENDS, check_backend, make_backend
 from .checkpoint import config_difference
@@ -48,6 +48,7 @@ __all__ = ["BACKENDS", "run_suite", "plan_runs", "aggregate", "format_table"]
 # "exit" ends the worker process with os._exit, as a segfault or the OOM killer would; without an
 # attempt number the fault strikes every attempt (see _injected_faults).
 FAULT_ENV = "GROKKING_TEST_FAULT"
+POLL_S = 1.0  # how often the sweep looks up from its workers, to notice a SIGTERM
 RAN = ("completed", "diverged")  # statuses of a run that ended with a summary.json
 
 
@@ -169,6 +170,8 @@ def _injected_faults(attempt: Attempt):
             if kind == "disk-full":
                 full = True
                 continue
+            if kind.startswith("retire-at-"):
+                continue  # _worker_closing
             raise RuntimeError(f"injected fault ({FAULT_ENV})")
     with disk_full_after_first_checkpoint() if full else contextlib.nullcontext():
         yield
@@ -194,14 +197,60 @@ def disk_full_after_first_checkpoint():
         checkpoint.write_atomic = real
 
 
+def _worker_closing(attempt: Attempt):
+    """On a Dask worker, a callable that tells whether the worker is shutting down (retired,
+    scaled down, or its ``dask worker`` process sent SIGTERM), polled by the run after each
+    update; None elsewhere. The task's thread cannot have a signal handler, but it can see the
+    worker's status change, and the scheduler gives the task to another worker, which resumes it."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not in a Dask task
+        return None
+    closing = {"closing", "closing_gracefully", "closed"}
+    retire_at = None if (attempt.spec.out / CHECKPOINT).exists() else _injected_retirement(attempt)
+    polls = [0]
+
+    def stop() -> bool:
+        polls[0] += 1
+        if polls[0] == retire_at:  # test hook: the scheduler retires the worker under the run
+            import threading
+
+            from distributed import get_client
+
+            client = get_client()
+            threading.Thread(target=client.retire_workers, args=([worker.address],),
+                             kwargs={"close_workers": True}, daemon=True).start()
+        return worker.status.name in closing
+
+    return stop
+
+
+def _injected_retirement(attempt: Attempt) -> int | None:
+    """Test hook, from FAULT_ENV ("KEY:retire-at-N"): the worker training the run from its start
+    is retired after N updates."""
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        key, kind = item.strip().split(":")[:2]
+        if key == attempt.spec.key and kind.startswith("retire-at-"):
+            return int(kind[len("retire-at-"):])
+    return None
+
+
 def train_run(attempt: Attempt) -> dict:
     """Train one run in a worker process, resuming it when it has a checkpoint; return its summary.
 
     The worker holds the run directory while it decides and trains. When another process holds
     it (a second sweep on the same --out, or a run_experiment), the worker waits for it, then
-    takes that run's result, or resumes its checkpoint if it stopped before the end.
+    takes that run's result, or resumes its checkpoint if it stopped before the end. A run
+    stopped by SIGTERM or a Dask worker's shutdown returns action "preempted" with the step of
+    its checkpoint.
     """
     spec = attempt.spec
+    if preemption.requested():  # this worker got SIGTERM between runs: do not start another
+        return {"action": "preempted", "step": None}
     with _injected_faults(attempt):
         spec.out.mkdir(parents=True, exist_ok=True)
         with rundir.hold(spec.out, wait=True) as waited:
@@ -215,8 +264,11 @@ def train_run(attempt: Attempt) -> dict:
             # One core per run (one engine thread, one BLAS thread): the workers already fill the
             # cores, more threads would only contend, and a serial sweep gives the same bytes as a
             # parallel one.
-            summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
-                                     name=spec.name, log=_quiet, threads=1)
+            try:
+                summary = run_experiment(spec.config, spec.out, force=not resume, resume=resume,
+                                         name=spec.name, log=_quiet, threads=1, stop=_worker_closing(attempt))
+            except preemption.Preempted as stopped:
+                return {"action": "preempted", "step": stopped.step}
     # The worker's own word when its numbers may differ from other machines' (its log is quiet).
     return {"summary": summary, "action": "resumed" if resume else "trained", "notice": numerics.notice()}
 
@@ -278,8 +330,15 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
     again one at a time ("alone"), so the next death names its run.
     """
     queue, alone, running, told = deque(attempts), deque(), {}, set()
+    stopped = []  # runs that stopped at a checkpoint because the sweep is being preempted
+    passed_on = None  # after SIGTERM: whether the runs in flight will come back stopped
     while queue or alone or running:
-        if alone:
+        if preemption.requested() or stopped:
+            if passed_on is None:
+                passed_on = backend.stop_workers()
+            if not running or not passed_on:
+                break  # what never started stays as it was: the same command trains it
+        elif alone:
             if not running:
                 a = alone.popleft()
                 running[backend.submit(train_run, a)] = a
@@ -287,7 +346,7 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
             while queue and len(running) < backend.slots:
                 a = queue.popleft()
                 running[backend.submit(train_run, a)] = a
-        done = backend.wait(running)
+        done = backend.wait(running, timeout=POLL_S)  # a SIGTERM is noticed within POLL_S
         died = {f for f in done if backend.worker_died(f.exception())}
         if died and backend.death_is_shared:
             done = backend.wait_all(running)  # the broken pool fails every run in flight
@@ -299,6 +358,14 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
             err = f.exception()
             if err is None:
                 result = f.result()
+                if result["action"] == "preempted":
+                    if backend.preemption_is_shared or preemption.requested():
+                        stopped.append(a.spec)  # this machine is being preempted: stop, like the worker
+                    else:  # one Dask worker was shut down: another resumes the run, uncharged
+                        queue.appendleft(Attempt(a.spec, a.number))
+                        note(f"{a.spec.name}: its worker was shut down after step {result['step']}; "
+                             "resuming it on another")
+                    continue
                 finish(a.spec, _row(a.spec, result["action"], a.number, result["summary"]))
                 note(one_line(result["summary"]))
                 if result.get("notice") and result["notice"] not in told:  # once per kind of worker
@@ -316,6 +383,9 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
             else:
                 finish(a.spec, _row(a.spec, "failed", a.number, error=error))
                 note(f"{a.spec.name}: failed after {a.number} attempt(s): {error}")
+    if stopped or preemption.requested():
+        raise preemption.Preempted(f"stopped by SIGTERM; {len(stopped)} run(s) in flight stopped at a checkpoint "
+                                   "of the step they reached; the same command resumes them")
 
 
 def default_workers() -> int:
@@ -375,7 +445,8 @@ def train_specs(specs: list[RunSpec], *, force=False, workers=None, backend="loc
         if todo:
             engine = make_backend(backend, min(workers, len(todo)), scheduler)
             try:
-                _execute(todo, engine, retries, finish, progress.note)
+                with preemption.watch():
+                    _execute(todo, engine, retries, finish, progress.note)
             except BaseException:
                 engine.close(cancel=True)
                 raise
