@@ -175,6 +175,94 @@ class Resume(unittest.TestCase):
         self.assertEqual(list(run.glob(".*.tmp")), [])
 
 
+class Damaged(unittest.TestCase):
+    """A damaged checkpoint is detected, never trusted: resume goes back to the previous good one,
+    or refuses in one line; the same for the other files a resume reads."""
+
+    def setUp(self):
+        self.tmp = temp_dir(self)
+        self.config = tiny_config("output.curves=false", "output.checkpoint_interval=10")
+        self.whole = self.tmp / "whole"
+        run_experiment(self.config, self.whole, log=quiet)
+
+    def cut(self, name) -> Path:
+        run = self.tmp / name
+        with interrupt_at(35), self.assertRaises(KeyboardInterrupt):
+            run_experiment(self.config, run, log=quiet)
+        return run
+
+    def test_the_previous_checkpoint_is_kept_beside_the_latest(self):
+        run = self.cut("kept")
+        self.assertEqual(load_checkpoint(run / "checkpoint.npz")[0]["step"], 30)
+        self.assertEqual(load_checkpoint(run / "checkpoint.prev.npz")[0]["step"], 20)
+
+    def test_a_truncated_or_bit_flipped_checkpoint_falls_back_to_the_previous_one(self):
+        def truncate(path):
+            data = path.read_bytes()
+            path.write_bytes(data[:len(data) // 2])
+
+        def flip_a_bit(path):  # in the middle of the arrays: the zip's CRC-32 sees it
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0x10
+            path.write_bytes(bytes(data))
+
+        def change_a_weight(path):  # a valid zip with one value changed: only the checksum sees it
+            with np.load(path) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            name = next(k for k in arrays if k.startswith("param."))
+            arrays[name] = arrays[name].copy()
+            arrays[name].flat[0] += 1
+            np.savez(path, **arrays)
+
+        for damage, reason in ((truncate, "cannot read checkpoint"), (flip_a_bit, "cannot read checkpoint"),
+                               (change_a_weight, "does not match its checksum")):
+            with self.subTest(damage.__name__):
+                run = self.cut(damage.__name__)
+                damage(run / "checkpoint.npz")
+                said = []
+                run_experiment(self.config, run, log=said.append, resume=True)
+                assert_same_run(self, self.whole, run)
+                self.assertIn(reason, said[0])
+                self.assertIn("resuming from the previous checkpoint, of step 20", said[0])
+
+    def test_a_kill_between_the_renames_of_a_save_resumes_from_the_previous_one(self):
+        run = self.cut("between")
+        (run / "checkpoint.npz").unlink()
+        run_experiment(self.config, run, log=quiet, resume=True)
+        assert_same_run(self, self.whole, run)
+
+    def test_nothing_good_to_resume_from_is_one_line_exit_2(self):
+        def both_checkpoints(run):
+            for name in ("checkpoint.npz", "checkpoint.prev.npz"):
+                (run / name).write_bytes((run / name).read_bytes()[:100])
+
+        def config_json(run):
+            (run / "config.json").write_text('{"task": {"p": 1')
+
+        def split_json(run):
+            (run / "split.json").write_text('{"train": [1, 2, 3], "val": []}')
+
+        def metrics_csv(run):  # a row before the checkpoint's step turned to garbage
+            lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+            lines[5] = "5,0.1,x\n"
+            (run / "metrics.csv").write_text("".join(lines))
+
+        for damage, said in ((both_checkpoints, "and so is the previous one"), (config_json, "config.json' is damaged"),
+                             (split_json, "is not the split this run's config draws"),
+                             (metrics_csv, "lacks rows the checkpoint at step 30 expects")):
+            with self.subTest(damage.__name__):
+                run = self.cut(damage.__name__)
+                damage(run)
+                r = run_script("run_experiment.py", "--preset", "mod_add_grokking", "--resume", "--out", str(run),
+                               *[a for kv in TINY + ["output.curves=false", "output.checkpoint_interval=10"]
+                                 for a in ("--override", kv)])
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+                self.assertIn(said, r.stderr)
+                self.assertIn("--force", r.stderr)
+                self.assertFalse((run / "summary.json").exists())
+
+
 class KillResume(unittest.TestCase):
     """The command line as a user meets it: kill -9 a run midway, then --resume it."""
 

@@ -171,7 +171,7 @@ class SharedDeath:
     """A stand-in for the process pool: when the culprit's worker dies, every run in flight fails
     with BrokenProcessPool and nothing says whose worker it was."""
 
-    death_is_shared = True
+    death_is_shared = preemption_is_shared = True
 
     def __init__(self, slots, culprit):
         self.slots, self.culprit = slots, culprit
@@ -182,7 +182,7 @@ class SharedDeath:
         self.in_flight[future] = attempt
         return future
 
-    def wait(self, futures):
+    def wait(self, futures, timeout=None):
         if self.in_flight:
             keys = sorted(a.spec.key for a in self.in_flight.values())
             self.batches.append(keys)

@@ -18,11 +18,12 @@ from pathlib import Path
 from .errors import ConfigError
 
 CHECKPOINT = "checkpoint.npz"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.npz"  # the one before, kept until the next is verified
 MEASURES_CSV = "measures.csv"  # output.measures
 REPORT = "report.html"  # make_report's default output, in the run directory
 # Every file a run writes; a directory holding any of them holds a run.
-RUN_FILES = ("config.json", "split.json", "metrics.csv", MEASURES_CSV, CHECKPOINT, "summary.json",
-             "curves.png")
+RUN_FILES = ("config.json", "split.json", "metrics.csv", MEASURES_CSV, CHECKPOINT, PREVIOUS_CHECKPOINT,
+             "summary.json", "curves.png")
 # The trackers' directories (output.loggers): replaced with the run, kept by a resume.
 TRACKER_DIRS = ("tensorboard", "wandb")
 # What make_figures and make_report write into a run directory by default: drawn from the run, so
@@ -39,7 +40,10 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, before_replace=None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
+    ``path``; ``before_replace(temporary path)`` runs just before the rename (to verify the file,
+    or to keep the one it replaces)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -48,6 +52,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException as err:
         if os.path.exists(tmp):
@@ -97,7 +103,7 @@ def prepare_out_dir(out: Path, force: bool) -> Path:
     # the checkpoint next, so a half-cleared run is never resumed against missing metrics;
     # the run's other files last, so a half-cleared directory still holds a run and the next --force
     # clears the rest, drawn files included.
-    for name in ("summary.json", CHECKPOINT) + (DRAWN_FILES if drawn else ()):
+    for name in ("summary.json", CHECKPOINT, PREVIOUS_CHECKPOINT) + (DRAWN_FILES if drawn else ()):
         (out / name).unlink(missing_ok=True)
     for name in TRACKER_DIRS + (DRAWN_DIRS if drawn else ()):
         shutil.rmtree(out / name, ignore_errors=True)

@@ -6,20 +6,29 @@ accuracy, first 99% steps, last evaluation) are not stored: they are recomputed 
 metrics.csv up to the checkpoint's step, which are exactly the rows an uninterrupted run had at
 that point. Rows written after the checkpoint are dropped on resume and written again, so a
 resumed run's metrics.csv is byte-identical to an uninterrupted one's.
+
+A checkpoint is never trusted blindly: it carries a SHA-256 of its content, a new one is read back
+and checked before it replaces the old, and the one before is kept as checkpoint.prev.npz. A
+resume that finds checkpoint.npz damaged (cut short by a copy, a bit flipped on disk) goes back to
+the previous one, which costs the steps between them and nothing else.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .artifacts import CHECKPOINT, read_json, write_atomic
+from .artifacts import CHECKPOINT, PREVIOUS_CHECKPOINT, read_json, write_atomic
 from .errors import ConfigError
 
-FORMAT = 1
+FORMAT = 2  # 2: with the SHA-256 of its content; 1 (no checksum) is still read
 # Sections whose values change the numbers a run produces; output settings may differ on resume.
 RESULT_SECTIONS = ("task", "model", "optimizer", "training")
 
@@ -74,25 +83,84 @@ def save_checkpoint(path: Path, step: int, params: dict, optimizer_state: dict, 
             arrays[f"optim.{key}"] = value
         else:
             scalars[key] = value
-    meta = {"format": FORMAT, "step": int(step), "optimizer": scalars, **extra}
+    meta = json.dumps({"format": FORMAT, "step": int(step), "optimizer": scalars, **extra})
     buf = io.BytesIO()
-    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
-    write_atomic(path, buf.getvalue())
+    np.savez(buf, meta=np.array(meta), sha256=np.array(_digest(meta, arrays)), **arrays)
+    path = Path(path)
+
+    def verify_then_keep_previous(tmp: Path) -> None:
+        try:
+            load_checkpoint(tmp)
+        except DamagedCheckpoint as err:  # what was written does not read back: keep the old one
+            raise OSError(errno.EIO, f"the new checkpoint does not read back ({err})", str(path)) from None
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
+
+    write_atomic(path, buf.getvalue(), before_replace=verify_then_keep_previous)
+
+
+def _digest(meta: str, arrays: dict) -> str:
+    """SHA-256 over the meta string and every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(meta.encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class DamagedCheckpoint(ConfigError):
+    """A checkpoint that cannot be read or whose content does not match its checksum."""
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict, dict]:
-    """(meta, params, optimizer_state) of a checkpoint written by ``save_checkpoint``."""
+    """(meta, params, optimizer_state) of a checkpoint written by ``save_checkpoint``; raises
+    DamagedCheckpoint, with the reason, for anything else."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            params = {k[len("param."):]: data[k] for k in data.files if k.startswith("param.")}
-            state = {k[len("optim."):]: data[k] for k in data.files if k.startswith("optim.")}
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"cannot read checkpoint {str(path)!r}: {err}") from None
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"checkpoint {str(path)!r} has format {meta.get('format')}; expected {FORMAT}")
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:  # closed however np.load fails
+            text = str(data["meta"])
+            arrays = {k: data[k] for k in data.files if k not in ("meta", "sha256")}
+            digest = str(data["sha256"]) if "sha256" in data.files else None
+        meta = json.loads(text)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DamagedCheckpoint(f"cannot read checkpoint {str(path)!r}: {err}") from None
+    if meta.get("format") not in (1, FORMAT):
+        raise DamagedCheckpoint(f"checkpoint {str(path)!r} has format {meta.get('format')}; expected {FORMAT}")
+    if meta["format"] >= 2 and digest != _digest(text, arrays):
+        raise DamagedCheckpoint(f"checkpoint {str(path)!r} does not match its checksum")
+    params = {k[len("param."):]: v for k, v in arrays.items() if k.startswith("param.")}
+    state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
     state.update(meta["optimizer"])
     return meta, params, state
+
+
+def has_checkpoint(out: Path) -> bool:
+    """Whether ``out`` holds a checkpoint (the latest, or the previous one, which a kill between
+    the two renames of a save leaves alone)."""
+    return (Path(out) / CHECKPOINT).exists() or (Path(out) / PREVIOUS_CHECKPOINT).exists()
+
+
+def load_latest_good(out: Path, log=print) -> tuple[dict, dict, dict]:
+    """The checkpoint to resume from: checkpoint.npz, or when it is missing or damaged the
+    previous one (saying so through ``log``); ConfigError in one line when neither is good."""
+    out = Path(out)
+    latest, previous = out / CHECKPOINT, out / PREVIOUS_CHECKPOINT
+    problem = f"{str(latest)!r} is missing"
+    if latest.exists():
+        try:
+            return load_checkpoint(latest)
+        except DamagedCheckpoint as err:
+            problem = str(err)
+    if previous.exists():
+        try:
+            loaded = load_checkpoint(previous)
+        except DamagedCheckpoint as err:
+            problem += f", and so is the previous one ({err})"
+        else:
+            log(f"note: {problem}; resuming from the previous checkpoint, of step {loaded[0]['step']}")
+            return loaded
+    raise ConfigError(f"--resume: {problem}; nothing in {str(out)!r} is safe to resume from: start the run "
+                      "again with --force")
 
 
 def config_difference(stored: dict, config: dict) -> str | None:
@@ -106,24 +174,30 @@ def config_difference(stored: dict, config: dict) -> str | None:
     return None
 
 
-def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> Path:
-    """The checkpoint of the interrupted run in ``out``; ConfigError when there is none to resume.
+def read_run_json(path: Path):
+    """A JSON artifact a resume relies on; ConfigError in one line when it is damaged."""
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--resume: {str(path)!r} is damaged ({err}); start the run again with --force") from None
+
+
+def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> None:
+    """Raise ConfigError unless ``out`` holds an interrupted run of this config with a checkpoint.
     With ``checkpoint`` false, only that ``out`` holds an unfinished run of the same config."""
     out = Path(out)
-    ckpt = out / CHECKPOINT
     if (out / "summary.json").exists():
         raise ConfigError(f"--resume: {str(out)!r} holds a finished run (summary.json); nothing to resume")
-    if checkpoint and not ckpt.exists():
+    if checkpoint and not has_checkpoint(out):
         raise ConfigError(f"--resume: {str(out)!r} has no checkpoint ({CHECKPOINT}) and no run that started; "
                           "start the run without --resume")
     for name in ("config.json", "split.json", "metrics.csv")[:3 if checkpoint else 1]:
         if not (out / name).exists():
             raise ConfigError(f"--resume: {str(out)!r} has a checkpoint but no {name}; "
                               "start the run again with --force")
-    diff = config_difference(read_json(out / "config.json"), config_tree)
+    diff = config_difference(read_run_json(out / "config.json"), config_tree)
     if diff:
         raise ConfigError(f"--resume: the config differs from {str(out / 'config.json')!r} at {diff}")
-    return ckpt
 
 
 def truncate_metrics(path: Path, step: int, columns=None) -> list[dict]:
@@ -145,9 +219,13 @@ def truncate_metrics(path: Path, step: int, columns=None) -> list[dict]:
     kept, rows = [header], []
     for line in lines[1:-1]:  # the last piece follows the last newline: empty or a partial row
         values = line.split(",")
-        if len(values) != len(columns) or int(values[0]) > step:
+        try:
+            row = {c: int(v) if c == "step" else float(v) for c, v in zip(columns, values, strict=True)}
+        except ValueError:  # damaged from here on; the caller checks that no row it needs is lost
+            break
+        if row["step"] > step:
             break
         kept.append(line)
-        rows.append({c: int(v) if c == "step" else float(v) for c, v in zip(columns, values)})
+        rows.append(row)
     write_atomic(path, ("\n".join(kept) + "\n").encode())
     return rows

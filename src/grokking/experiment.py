@@ -20,7 +20,8 @@ import numpy as np
 
 from . import __version__, loggers, numerics, preemption, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_stale_temps, write_json
-from .checkpoint import BatchOrder, check_resumable, load_checkpoint, save_checkpoint, truncate_metrics
+from .checkpoint import (BatchOrder, check_resumable, has_checkpoint, load_checkpoint, load_latest_good,
+                         read_run_json, save_checkpoint, truncate_metrics)
 from .config import Config, validate
 from .errors import DISK_FULL, ConfigError, WriteFailed
 from .engine import Batch
@@ -209,7 +210,7 @@ def run_experiment(config: Config, out, *, force: bool = False, name: str = "",
 def _killed_before_first_checkpoint(out: Path, config: Config) -> bool:
     """Whether ``out`` holds a run of this config that started but never wrote a checkpoint (a
     config.json and nothing that ended), which ``--resume`` starts again from step 0."""
-    if (out / CHECKPOINT).exists() or (out / "summary.json").exists() or not (out / "config.json").exists():
+    if has_checkpoint(out) or (out / "summary.json").exists() or not (out / "config.json").exists():
         return False
     check_resumable(out, config.to_dict(), checkpoint=False)  # raises for another config
     return True
@@ -230,7 +231,7 @@ def _write_failure(out: Path, err: OSError) -> str:
 
 def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool, stop) -> dict:
     if resume:
-        ckpt_path = check_resumable(out, config.to_dict())
+        check_resumable(out, config.to_dict())
         _check_same_measures(out, config)
         remove_stale_temps(out)
         (out / "curves.png").unlink(missing_ok=True)  # redrawn at the end, or not at all
@@ -238,7 +239,7 @@ def _train(config: Config, out: Path, force: bool, name: str, log, threads, resu
         prepare_out_dir(out, force)
     run = _Run(config, out, name)
     if resume:
-        run.restore(ckpt_path)
+        run.restore(log)
         run.note_numerics(log)
     else:
         run.write_start()
@@ -320,10 +321,15 @@ class _Run:
         write_json(path, stored)
         self.numerics.append(now["id"])
 
-    def restore(self, ckpt_path: Path) -> None:
-        """Continue from the checkpoint: parameters, optimizer and transform state, batch order, and
-        the running record replayed from the metrics rows up to its step."""
-        meta, saved_params, saved_state = load_checkpoint(ckpt_path)
+    def restore(self, log) -> None:
+        """Continue from the latest good checkpoint: parameters, optimizer and transform state,
+        batch order, and the running record replayed from the metrics rows up to its step. The
+        split it trained on must be the one this config draws."""
+        meta, saved_params, saved_state = load_latest_good(self.out, log)
+        split = read_run_json(self.out / "split.json")
+        if split.get("train") != self.train_idx.tolist() or split.get("val") != self.val_idx.tolist():
+            raise ConfigError(f"--resume: {str(self.out / 'split.json')!r} is not the split this run's config draws; "
+                              "start the run again with --force")
         for key, value in saved_params.items():
             self.params[key][...] = value
         self.optimizer.load_state_dict(saved_state)
@@ -340,7 +346,10 @@ class _Run:
             raise ConfigError(f"--resume: {str(self.out / 'metrics.csv')!r} lacks rows the checkpoint at "
                               f"step {self.done} expects; start the run again with --force")
         if self.measures and (self.out / MEASURES_CSV).exists():
-            truncate_metrics(self.out / MEASURES_CSV, self.done)
+            kept = truncate_metrics(self.out / MEASURES_CSV, self.done)
+            if not self.ended and [r["step"] for r in kept] != expected:
+                raise ConfigError(f"--resume: {str(self.out / MEASURES_CSV)!r} lacks rows the checkpoint at "
+                                  f"step {self.done} expects; start the run again with --force")
         for row in rows:  # the running values, exactly as the uninterrupted run had them here
             self.record.add(row)
         self.next_eval = len(expected)

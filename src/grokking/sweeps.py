@@ -36,7 +36,7 @@ from pathlib import Path
 from . import numerics, preemption, rundir
 from .artifacts import CHECKPOINT, check_out_dir, read_json, write_atomic, write_json
 from .backends import BACKENDS, check_backend, make_backend
-from .checkpoint import config_difference
+from .checkpoint import config_difference, has_checkpoint
 from .config import Config, parse_override, resolve_config
 from .errors import ConfigError, WriteFailed
 from .experiment import check_run_config, one_line, run_experiment
@@ -184,11 +184,11 @@ def disk_full_after_first_checkpoint():
 
     real, writes = checkpoint.write_atomic, []
 
-    def write_atomic(path, data):
+    def write_atomic(path, data, **kwargs):
         writes.append(path)
         if len(writes) > 1:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real(path, data)
+        real(path, data, **kwargs)
 
     checkpoint.write_atomic = write_atomic
     try:
@@ -211,7 +211,7 @@ def _worker_closing(attempt: Attempt):
     except ValueError:  # not in a Dask task
         return None
     closing = {"closing", "closing_gracefully", "closed"}
-    retire_at = None if (attempt.spec.out / CHECKPOINT).exists() else _injected_retirement(attempt)
+    retire_at = None if has_checkpoint(attempt.spec.out) else _injected_retirement(attempt)
     polls = [0]
 
     def stop() -> bool:
@@ -260,7 +260,7 @@ def train_run(attempt: Attempt) -> dict:
                 # broke the pool before the result came back.
                 return {"summary": read_json(spec.out / "summary.json"),
                         "action": "finished elsewhere" if waited else "trained"}
-            resume = not attempt.fresh and (spec.out / CHECKPOINT).exists()
+            resume = not attempt.fresh and has_checkpoint(spec.out)
             # One core per run (one engine thread, one BLAS thread): the workers already fill the
             # cores, more threads would only contend, and a serial sweep gives the same bytes as a
             # parallel one.
