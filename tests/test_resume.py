@@ -1,6 +1,7 @@
 """Checkpoints and --resume: a run killed midway and resumed ends byte for byte where an
 uninterrupted run ends, and nothing in its directory looks finished before it is."""
 
+import json
 import os
 import signal
 import subprocess
@@ -133,8 +134,13 @@ class Resume(unittest.TestCase):
             run_experiment(config, self.tmp / "done", log=quiet, resume=True, force=True)
         with interrupt_at(30), self.assertRaises(KeyboardInterrupt):
             run_experiment(tiny_config("output.checkpoint_interval=10"), self.tmp / "cut", log=quiet)
-        with self.assertRaisesRegex(ConfigError, r"differs .* at training.steps \(40 there, 50 here\)"):
-            run_experiment(tiny_config("training.steps=50"), self.tmp / "cut", log=quiet, resume=True)
+        with self.assertRaisesRegex(ConfigError, r"differs .* at training.batch_size \(0 there, 8 here\), which "
+                                                 "changes results; a resumed run may change only training.steps"):
+            run_experiment(tiny_config("output.checkpoint_interval=10", "training.batch_size=8"), self.tmp / "cut",
+                           log=quiet, resume=True)
+        with self.assertRaisesRegex(ConfigError, "has trained 20 steps, more than training.steps=15"):
+            run_experiment(tiny_config("output.checkpoint_interval=10", "training.steps=15"), self.tmp / "cut",
+                           log=quiet, resume=True)
         # measures.csv must hold every evaluation, so measures cannot be switched on halfway.
         with self.assertRaisesRegex(ConfigError, r"output.measures is '' in .* and 'norms' here"):
             run_experiment(tiny_config("output.checkpoint_interval=10", "output.measures=norms"),
@@ -173,6 +179,77 @@ class Resume(unittest.TestCase):
         (run / ".checkpoint.npz.abc.tmp").write_bytes(b"half a checkpoint")  # what a kill leaves
         run_experiment(config, run, log=quiet, resume=True)
         self.assertEqual(list(run.glob(".*.tmp")), [])
+
+
+class TrainLonger(unittest.TestCase):
+    """--resume with a larger training.steps trains a finished run on from its final state, and
+    gives the bytes of a run given the larger budget from the start."""
+
+    def setUp(self):
+        self.tmp = temp_dir(self)
+
+    def test_a_finished_run_trained_longer_is_the_run_with_the_larger_budget(self):
+        variants = {"mlp": [], "mlp, its last step off the schedule": ["training.steps=1050"],
+                    "mlp, minibatch, measures": ["training.batch_size=16", "output.measures=all"],
+                    "transformer, dropout, minibatch": ["model.type=transformer", "model.d_model=8",
+                                                        "model.n_heads=2", "model.dropout=0.1",
+                                                        "training.batch_size=16"]}
+        for what, extra in variants.items():
+            with self.subTest(what):
+                base = ["training.steps=1000", "training.eval_interval=100", "output.curves=false",
+                        "output.checkpoint_interval=300", *extra]
+                short, whole = self.tmp / f"{what}-short", self.tmp / f"{what}-whole"
+                run_experiment(tiny_config(*base), short, log=quiet)
+                said = []
+                longer = run_experiment(tiny_config(*base, "training.steps=2000"), short, log=said.append,
+                                        resume=True)
+                run_experiment(tiny_config(*base, "training.steps=2000"), whole, log=quiet)
+                assert_same_run(self, whole, short)
+                self.assertEqual(longer["steps"], 2000)
+                self.assertRegex(said[0], r"resumed at step 10[05]0 with training.steps 10[05]0 -> 2000")
+                stored = json.loads((short / "config.json").read_text())
+                self.assertEqual(stored["training"]["steps"], 2000)
+                self.assertEqual(stored["meta"]["changed_on_resume"][0]["training.steps"][1], 2000)
+
+    def test_the_command_line_trains_the_run_on_from_its_own_config(self):
+        out = self.tmp / "cli"
+        args = ["--preset", "mod_add_grokking", "--no-curves"]
+        for kv in [*TINY, "training.steps=300"]:  # d_hidden 16, where the defaults say 256
+            args += ["--override", kv]
+        self.assertEqual(run_script("run_experiment.py", *args, "--out", str(out)).returncode, 0)
+        r = run_script("run_experiment.py", "--resume", "--out", str(out))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("holds a finished run of 300 steps (summary.json); nothing to resume; to train it longer "
+                      "give more steps, e.g. --override training.steps=600", r.stderr)
+        r = run_script("run_experiment.py", "--resume", "--override", "training.steps=600", "--out", str(out))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("completed after 600 steps", r.stdout)
+        r = run_script("run_experiment.py", "--resume", "--override", "training.steps=900",
+                       "--override", "optimizer.weight_decay=0.5", "--out", str(out))
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("at optimizer.weight_decay (1.0 there, 0.5 here), which changes results", r.stderr)
+        whole = self.tmp / "whole"
+        args[args.index("training.steps=300")] = "training.steps=600"
+        self.assertEqual(run_script("run_experiment.py", *args, "--out", str(whole)).returncode, 0)
+        assert_same_run(self, whole, out)
+
+    def test_another_evaluation_interval_from_the_checkpoint_on(self):
+        run = self.tmp / "interval"
+        with interrupt_at(35), self.assertRaises(KeyboardInterrupt):
+            run_experiment(tiny_config("output.checkpoint_interval=30"), run, log=quiet)
+        run_experiment(tiny_config("output.checkpoint_interval=30", "training.eval_interval=5"), run, log=quiet,
+                       resume=True)
+        steps = [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+        self.assertEqual(steps, [1, 2, 3, 4, 5, 7, 8, 10, 20, 30, 35, 40])  # 5 apart from 30 on
+
+    def test_a_diverged_run_is_not_trained_longer(self):
+        run = self.tmp / "diverged"
+        summary = run_experiment(tiny_config("optimizer.lr=1e6", "optimizer.warmup_steps=1"), run, log=quiet)
+        self.assertEqual(summary["status"], "diverged")
+        with self.assertRaisesRegex(ConfigError, "holds a run that diverged at step .*; it cannot be trained longer"):
+            run_experiment(tiny_config("optimizer.lr=1e6", "optimizer.warmup_steps=1", "training.steps=80"), run,
+                           log=quiet, resume=True)
 
 
 class Damaged(unittest.TestCase):

@@ -97,10 +97,25 @@ class Idempotent(unittest.TestCase):
         with contextlib.redirect_stderr(err):
             code = run_suite_main(["--presets", ",".join(PRESETS), "--seeds", "0",
                                    *[a for kv in over for a in ("--override", kv)],
-                                   "--override", "training.steps=50", "--out", str(out)])
+                                   "--override", "optimizer.weight_decay=0.5", "--out", str(out)])
         self.assertEqual(code, 2)
-        self.assertIn("holds a run with another config: training.steps (40 there, 50 here)", err.getvalue())
+        self.assertIn("holds a run with another config: optimizer.weight_decay (0.0 there, 0.5 here)", err.getvalue())
         self.assertEqual(files(out, "summary.json"), before)
+
+
+class TrainLonger(unittest.TestCase):
+    def test_the_same_sweep_with_a_larger_budget_trains_its_runs_on(self):
+        tmp = temp_dir(self)
+        short = [*TINY, "training.steps=1000", "training.eval_interval=100"]
+        longer = [*TINY, "training.steps=2000", "training.eval_interval=100"]
+        run_suite(PRESETS, [0, 1], tmp / "sweep", overrides=short, curves=False, workers=2, log=quiet)
+        rows = run_suite(PRESETS, [0, 1], tmp / "sweep", overrides=longer, curves=False, workers=2, log=quiet)
+        self.assertEqual({(r["action"], r["steps"]) for r in rows}, {("trained longer", 2000)})  # from step 1,000
+        whole = run_suite(PRESETS, [0, 1], tmp / "whole", overrides=longer, curves=False, workers=2, log=quiet)
+        self.assertEqual(files(tmp / "sweep", "metrics.csv"), files(tmp / "whole", "metrics.csv"))
+        self.assertEqual(untimed(rows, ("action",)), untimed(whole, ("action",)))
+        with self.assertRaisesRegex(ConfigError, "holds a run of 2000 steps, more than training.steps=1000"):
+            run_suite(PRESETS, [0, 1], tmp / "sweep", overrides=short, curves=False, workers=1, log=quiet)
 
 
 class Failures(unittest.TestCase):

@@ -93,6 +93,14 @@ def check_out_dir(out: Path, force: bool) -> None:
                           "or pass --force to replace it")
 
 
+def remove_drawn(out: Path) -> None:
+    """Remove what was drawn from a run that trains on (resumed or trained longer): it is stale."""
+    for name in ("curves.png",) + DRAWN_FILES:
+        (Path(out) / name).unlink(missing_ok=True)
+    for name in DRAWN_DIRS:
+        shutil.rmtree(Path(out) / name, ignore_errors=True)
+
+
 def prepare_out_dir(out: Path, force: bool) -> Path:
     """Create --out, clearing the files of an earlier run when force, so two runs never mix."""
     out = Path(out)

@@ -31,6 +31,10 @@ from .errors import ConfigError
 FORMAT = 2  # 2: with the SHA-256 of its content; 1 (no checksum) is still read
 # Sections whose values change the numbers a run produces; output settings may differ on resume.
 RESULT_SECTIONS = ("task", "model", "optimizer", "training")
+# The training settings a resume may change: how long the run trains and how often it is evaluated
+# change what it records from here on, never its numbers up to the checkpoint (the learning rate is
+# a warmup and then constant, so it does not depend on the budget).
+RESUMABLE_CHANGES = ("training.steps", "training.eval_interval")
 
 
 class BatchOrder:
@@ -163,15 +167,19 @@ def load_latest_good(out: Path, log=print) -> tuple[dict, dict, dict]:
                       "again with --force")
 
 
-def config_difference(stored: dict, config: dict) -> str | None:
+def config_difference(stored: dict, config: dict, allowed=RESUMABLE_CHANGES) -> str | None:
     """The first key whose value changes results and differs between two config trees, as
-    'section.key (stored vs given)', or None when they agree."""
+    'section.key (stored vs given)', or None when they agree; keys in ``allowed`` may differ."""
     for section in RESULT_SECTIONS:
         a, b = stored.get(section, {}), config.get(section, {})
         for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
+            if a.get(key) != b.get(key) and f"{section}.{key}" not in allowed:
                 return f"{section}.{key} ({a.get(key)!r} there, {b.get(key)!r} here)"
     return None
+
+
+def steps_of(tree: dict) -> int:
+    return int(tree.get("training", {}).get("steps", 0))
 
 
 def read_run_json(path: Path):
@@ -182,12 +190,23 @@ def read_run_json(path: Path):
         raise ConfigError(f"--resume: {str(path)!r} is damaged ({err}); start the run again with --force") from None
 
 
-def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> None:
-    """Raise ConfigError unless ``out`` holds an interrupted run of this config with a checkpoint.
-    With ``checkpoint`` false, only that ``out`` holds an unfinished run of the same config."""
+def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> bool:
+    """Raise ConfigError unless ``out`` holds an interrupted run of this config with a checkpoint,
+    or a finished one that ``config_tree`` gives more steps; return True for the latter (the run
+    is trained longer). With ``checkpoint`` false, only that ``out`` holds an unfinished run of
+    the same config."""
     out = Path(out)
-    if (out / "summary.json").exists():
-        raise ConfigError(f"--resume: {str(out)!r} holds a finished run (summary.json); nothing to resume")
+    longer = (out / "summary.json").exists()
+    if longer:
+        summary = read_run_json(out / "summary.json")
+        trained, asked = summary.get("steps"), steps_of(config_tree)
+        if summary.get("status") != "completed":
+            raise ConfigError(f"--resume: {str(out)!r} holds a run that {summary.get('status')} at step {trained}; "
+                              "it cannot be trained longer")
+        if asked <= trained:
+            raise ConfigError(f"--resume: {str(out)!r} holds a finished run of {trained} steps (summary.json); "
+                              f"nothing to resume; to train it longer give more steps, e.g. "
+                              f"--override training.steps={2 * trained}")
     if checkpoint and not has_checkpoint(out):
         raise ConfigError(f"--resume: {str(out)!r} has no checkpoint ({CHECKPOINT}) and no run that started; "
                           "start the run without --resume")
@@ -197,13 +216,16 @@ def check_resumable(out: Path, config_tree: dict, checkpoint: bool = True) -> No
                               "start the run again with --force")
     diff = config_difference(read_run_json(out / "config.json"), config_tree)
     if diff:
-        raise ConfigError(f"--resume: the config differs from {str(out / 'config.json')!r} at {diff}")
+        raise ConfigError(f"--resume: the config differs from {str(out / 'config.json')!r} at {diff}, which "
+                          f"changes results; a resumed run may change only {', '.join(RESUMABLE_CHANGES)} and "
+                          "output settings")
+    return longer
 
 
-def truncate_metrics(path: Path, step: int, columns=None) -> list[dict]:
-    """Cut metrics.csv (or measures.csv) back to its header and the rows at or before ``step``;
-    return those rows. ``columns`` is the header the file must have; None takes the file's own (an
-    empty file, which no evaluation reached, stays empty).
+def truncate_metrics(path: Path, step: int, columns=None, drop=None) -> list[dict]:
+    """Cut metrics.csv (or measures.csv) back to its header and the rows at or before ``step``,
+    without the row of step ``drop``; return those rows. ``columns`` is the header the file must
+    have; None takes the file's own (an empty file, which no evaluation reached, stays empty).
 
     The rows are rewritten atomically; a line a kill left half-written is dropped with the rest.
     """
@@ -225,6 +247,8 @@ def truncate_metrics(path: Path, step: int, columns=None) -> list[dict]:
             break
         if row["step"] > step:
             break
+        if row["step"] == drop:
+            continue
         kept.append(line)
         rows.append(row)
     write_atomic(path, ("\n".join(kept) + "\n").encode())

@@ -72,8 +72,10 @@ def run_experiment_main(argv=None) -> int:
     p.add_argument("--out", help="run directory (default: runs/<preset or config name>)")
     p.add_argument("--force", action="store_true", help="replace a run already in --out")
     p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in --out from its checkpoint (its config.json "
-                        "is used unless --preset, --config or --override are given, which must agree)")
+                   help="continue the interrupted run in --out from its checkpoint, from its own "
+                        "config.json with any --override applied (training.steps, "
+                        "training.eval_interval and output settings may change; a larger "
+                        "training.steps trains a finished run longer)")
     args = p.parse_args(argv)
     if args.list_presets:
         print(_list_presets())
@@ -84,8 +86,8 @@ def run_experiment_main(argv=None) -> int:
     name = args.preset or (args.config and Path(args.config).stem) or "default"
     out = Path(args.out or f"runs/{name}")
     try:
-        if args.resume and not (args.preset or args.config or args.override):
-            config = _stored_config(out)
+        if args.resume and not (args.preset or args.config):
+            config = _stored_config(out, args.override)
         else:
             config = resolve_config(args.preset, args.config, args.override)
         if args.no_curves:
@@ -108,14 +110,17 @@ def run_experiment_main(argv=None) -> int:
     return 0
 
 
-def _stored_config(out: Path):
-    """The config an interrupted run was started with, for --resume without config arguments."""
+def _stored_config(out: Path, overrides=()):
+    """The config a run was started with, ``overrides`` applied, for --resume without --preset or
+    --config (which, given, must agree with it)."""
     path = out / "config.json"
     if not path.exists():
         raise ConfigError(f"--resume: {str(out)!r} has no config.json; nothing to resume")
     try:
-        return config_from_dict(read_json(path))
-    except ValueError as err:  # JSONDecodeError, or a ConfigError naming the bad key
+        return config_from_dict(read_json(path), overrides)
+    except ConfigError as err:  # a bad --override, or a bad key in the file
+        raise ConfigError(f"--resume: {err}") from None
+    except ValueError as err:  # JSONDecodeError
         raise ConfigError(f"--resume: {str(path)!r} cannot be read: {err}") from None
 
 

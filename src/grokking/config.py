@@ -374,9 +374,13 @@ def resolve_config(preset: str | None = None, config_path=None, overrides=()) ->
     return validate(config)
 
 
-def config_from_dict(tree: dict) -> Config:
+def config_from_dict(tree: dict, overrides=()) -> Config:
+    """A config from a tree such as a run's config.json, with ``overrides`` applied, validated."""
     config = Config()
     _merge(config, tree, "config")
+    for text in overrides:
+        section, key, value = parse_override(text)
+        setattr(getattr(config, section), key, value)
     return validate(config)
 
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import __version__, loggers, numerics, preemption, rundir
-from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_stale_temps, write_json
+from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_drawn, remove_stale_temps, write_json
 from .checkpoint import (BatchOrder, check_resumable, has_checkpoint, load_checkpoint, load_latest_good,
                          read_run_json, save_checkpoint, truncate_metrics)
 from .config import Config, validate
@@ -231,15 +231,18 @@ def _write_failure(out: Path, err: OSError) -> str:
 
 def _train(config: Config, out: Path, force: bool, name: str, log, threads, resume: bool, stop) -> dict:
     if resume:
-        check_resumable(out, config.to_dict())
+        longer = check_resumable(out, config.to_dict())
         _check_same_measures(out, config)
+        if longer:  # first: from here on the run is unfinished again, and resumable as such
+            (out / "summary.json").unlink()
         remove_stale_temps(out)
-        (out / "curves.png").unlink(missing_ok=True)  # redrawn at the end, or not at all
+        remove_drawn(out)  # redrawn at the end, or not at all
     else:
         prepare_out_dir(out, force)
     run = _Run(config, out, name)
     if resume:
         run.restore(log)
+        run.note_changes(log)
         run.note_numerics(log)
     else:
         run.write_start()
@@ -321,6 +324,23 @@ class _Run:
         write_json(path, stored)
         self.numerics.append(now["id"])
 
+    def note_changes(self, log) -> None:
+        """Record in config.json the settings this resume changed (a longer budget, another
+        evaluation interval, output settings), and say so; results keys never differ here."""
+        path = self.out / "config.json"
+        stored = read_run_json(path)
+        now = self.config.to_dict()
+        changes = {f"{section}.{key}": [stored.get(section, {}).get(key), value]
+                   for section, values in now.items() for key, value in values.items()
+                   if stored.get(section, {}).get(key) != value and key != "progress"}
+        if not changes:
+            return
+        meta = stored.get("meta", {})
+        meta.setdefault("changed_on_resume", []).append({"step": self.done, **changes})
+        write_json(path, {**now, "meta": meta})
+        log(f"{self.out}: resumed at step {self.done} with " +
+            ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+
     def restore(self, log) -> None:
         """Continue from the latest good checkpoint: parameters, optimizer and transform state,
         batch order, and the running record replayed from the metrics rows up to its step. The
@@ -340,19 +360,31 @@ class _Run:
         self.time_to_val_99, self.ended = meta["time_to_val_99_s"], meta["ended"]
         self.name = meta["name"]  # the run keeps the name it started with, whatever resumed it
         self.tracker_id = meta.get("tracker_id") or self.tracker_id
-        rows = truncate_metrics(self.out / "metrics.csv", self.done, METRIC_COLUMNS)
-        expected = [s for s in self.schedule if s <= self.done]
-        if not self.ended and [r["step"] for r in rows] != expected:
-            raise ConfigError(f"--resume: {str(self.out / 'metrics.csv')!r} lacks rows the checkpoint at "
-                              f"step {self.done} expects; start the run again with --force")
-        if self.measures and (self.out / MEASURES_CSV).exists():
-            kept = truncate_metrics(self.out / MEASURES_CSV, self.done)
-            if not self.ended and [r["step"] for r in kept] != expected:
-                raise ConfigError(f"--resume: {str(self.out / MEASURES_CSV)!r} lacks rows the checkpoint at "
+        steps = self.config.training.steps
+        if self.done > steps:
+            raise ConfigError(f"--resume: {str(self.out)!r} has trained {self.done} steps, more than "
+                              f"training.steps={steps}")
+        # The rows the run wrote up to its checkpoint, on the schedule it was started with. Trained
+        # longer, it drops the row of its old last step unless the new schedule has that step too,
+        # so that its metrics.csv is that of a run given the larger budget from the start.
+        stored = read_run_json(self.out / "config.json")["training"]
+        written = eval_schedule(stored["steps"], stored["eval_interval"])
+        longer = self.ended == "completed" and steps > self.done
+        drop = self.done if longer and self.done not in self.schedule else None
+        expected = [s for s in written if s <= self.done and s != drop]
+        for filename, columns in (("metrics.csv", METRIC_COLUMNS), (MEASURES_CSV, None)):
+            if filename == MEASURES_CSV and not (self.measures and (self.out / filename).exists()):
+                continue
+            rows = truncate_metrics(self.out / filename, self.done, columns, drop=drop)
+            if not self.ended and [r["step"] for r in rows] != expected:
+                raise ConfigError(f"--resume: {str(self.out / filename)!r} lacks rows the checkpoint at "
                                   f"step {self.done} expects; start the run again with --force")
-        for row in rows:  # the running values, exactly as the uninterrupted run had them here
-            self.record.add(row)
-        self.next_eval = len(expected)
+            if filename == "metrics.csv":
+                for row in rows:  # the running values, exactly as the uninterrupted run had them here
+                    self.record.add(row)
+        if longer:
+            self.ended = None
+        self.next_eval = sum(s <= self.done for s in self.schedule)
         self.status = self.ended or self.status
         self.resumed_at = self.done
 

@@ -148,6 +148,26 @@ def _check_same_config(run_dir: Path, config: Config) -> None:
     if diff:
         raise ConfigError(f"{str(run_dir)!r} holds a run with another config: {diff}; "
                           "pass --force to replace it or choose another --out")
+    summary = _finished(run_dir)
+    if summary and summary["steps"] > config.training.steps:
+        raise ConfigError(f"{str(run_dir)!r} holds a run of {summary['steps']} steps, more than "
+                          f"training.steps={config.training.steps}; pass --force to replace it or choose another --out")
+
+
+def _finished(run_dir: Path) -> dict | None:
+    try:
+        return read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return None
+
+
+def _done(spec: RunSpec) -> dict | None:
+    """The summary of the run in ``spec.out`` when it is finished for this sweep: not when a larger
+    training.steps asks to train it longer (then it is resumed from its final checkpoint)."""
+    summary = _finished(spec.out)
+    if summary and summary["status"] == "completed" and summary["steps"] < spec.config.training.steps:
+        return None
+    return summary
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -254,13 +274,14 @@ def train_run(attempt: Attempt) -> dict:
     with _injected_faults(attempt):
         spec.out.mkdir(parents=True, exist_ok=True)
         with rundir.hold(spec.out, wait=True) as waited:
-            if not attempt.force and not attempt.fresh and (spec.out / "summary.json").exists():
+            done = None if attempt.force or attempt.fresh else _done(spec)
+            if done:
                 # Finished elsewhere while we waited, or by this sweep (finished runs were skipped
                 # when it began) in an attempt whose result was lost: a worker dying beside it
                 # broke the pool before the result came back.
-                return {"summary": read_json(spec.out / "summary.json"),
-                        "action": "finished elsewhere" if waited else "trained"}
+                return {"summary": done, "action": "finished elsewhere" if waited else "trained"}
             resume = not attempt.fresh and has_checkpoint(spec.out)
+            longer = resume and (spec.out / "summary.json").exists()
             # One core per run (one engine thread, one BLAS thread): the workers already fill the
             # cores, more threads would only contend, and a serial sweep gives the same bytes as a
             # parallel one.
@@ -270,7 +291,8 @@ def train_run(attempt: Attempt) -> dict:
             except preemption.Preempted as stopped:
                 return {"action": "preempted", "step": stopped.step}
     # The worker's own word when its numbers may differ from other machines' (its log is quiet).
-    return {"summary": summary, "action": "resumed" if resume else "trained", "notice": numerics.notice()}
+    action = "trained longer" if longer else "resumed" if resume else "trained"
+    return {"summary": summary, "action": action, "notice": numerics.notice()}
 
 
 # -- the sweep side -------------------------------------------------------------------------------
@@ -435,8 +457,9 @@ def train_specs(specs: list[RunSpec], *, force=False, workers=None, backend="loc
 
     todo = []
     for spec in specs:
-        if not force and (spec.out / "summary.json").exists():
-            finish(spec, _row(spec, "skipped", 0, read_json(spec.out / "summary.json")))
+        done = None if force else _done(spec)
+        if done:
+            finish(spec, _row(spec, "skipped", 0, done))
         else:
             todo.append(Attempt(spec, fresh=force, force=force))
     if rows:
