@@ -405,9 +405,9 @@ def _execute(attempts, backend, retries: int, finish, note) -> None:
             else:
                 finish(a.spec, _row(a.spec, "failed", a.number, error=error))
                 note(f"{a.spec.name}: failed after {a.number} attempt(s): {error}")
-    if stopped or preemption.requested():
-        raise preemption.Preempted(f"stopped by SIGTERM; {len(stopped)} run(s) in flight stopped at a checkpoint "
-                                   "of the step they reached; the same command resumes them")
+    if stopped or preemption.requested():  # running: on a Dask cluster, still stopping or going on there
+        raise preemption.Preempted(f"stopped by SIGTERM; {len(stopped) + len(running)} run(s) in flight stopped "
+                                   "at a checkpoint of the step they reached; the same command resumes them")
 
 
 def default_workers() -> int:
