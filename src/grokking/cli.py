@@ -178,6 +178,11 @@ def run_suite_main(argv=None) -> int:
                         "(pip install -e '.[dask]')")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="address of a Dask scheduler (with --backend dask; default: a local Dask cluster)")
+    p.add_argument("--phases", action="store_true",
+                   help="classify every run as comprehension, grokking, memorization or confusion "
+                        "(Liu et al. 2022) and draw the phase diagram over the two --grid keys "
+                        "(without --grid: optimizer.lr x optimizer.weight_decay, 8 x 8): "
+                        "phases.csv, phases.json, phases.png")
     p.add_argument("--retries", type=int, default=1,
                    help="train a run that raised or whose worker died again up to this many times (default: 1)")
     args = p.parse_args(argv)
@@ -187,7 +192,7 @@ def run_suite_main(argv=None) -> int:
         rows = run_suite(presets, seeds, args.out, overrides=args.override,
                          curves=not args.no_curves, force=args.force, workers=args.workers,
                          backend=args.backend, scheduler=args.scheduler, retries=args.retries,
-                         grid=args.grid)
+                         grid=args.grid, phases=args.phases)
     except ConfigError as err:
         return _fail(prog, err)
     except (WriteFailed, OSError) as err:  # the sweep's own summary on a full disk

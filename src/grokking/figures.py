@@ -13,6 +13,8 @@
 * ``embedding_pca``: the operand embeddings projected on their first two principal components,
   coloured by residue: x+y learns a circle (Figure 3's "number line"). For a sweep, a panel per
   setting from its lowest seed, named in the title; a run that never generalized says so.
+* ``phases``: the phase diagram of a sweep over two settings (``grokking.phases``: comprehension,
+  grokking, memorization, confusion; Liu et al. 2022).
 * ``progress_measures``: the columns of measures.csv against steps on the accuracy curves' log
   axis, a panel per quantity, the step of validation 99% marked; for a sweep, each setting's
   median over seeds with the interquartile band. With the Fourier measure, ``key_frequencies``
@@ -48,7 +50,7 @@ from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
 from .tasks import build_table, is_permutation_op
 
-FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures")
+FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures", "phases")
 
 # The panels of progress_measures.png: a title, the columns it draws (from metrics.csv or
 # measures.csv; those a run lacks are left out), and whether its y axis is logarithmic.
@@ -452,6 +454,13 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
                 made.append(embedding_pca(source, out_dir / "embeddings_pca.png"))
         elif single:
             note(f"{name}: skipped, it compares runs and {str(source)!r} holds one")
+        elif name == "phases":
+            from . import phases
+
+            try:
+                made.append(phases.draw(phases.diagram(runs), out_dir / "phases.png"))
+            except ConfigError as err:
+                note(f"phases: skipped, {err}")
         elif name == "interventions" and not varied_interventions(runs):
             note("interventions: skipped, the sweep varies no optimizer or regularization setting "
                  f"({', '.join(INTERVENTION_KEYS)})")

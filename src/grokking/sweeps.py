@@ -418,22 +418,47 @@ def default_workers() -> int:
 
 
 def run_suite(presets, seeds, out, *, overrides=(), curves=True, force=False, workers=None,
-              backend="local", scheduler=None, retries=1, grid=(), log=print) -> list[dict]:
+              backend="local", scheduler=None, retries=1, grid=(), log=print, phases=False) -> list[dict]:
     """Run every preset for every seed; write sweep_summary.csv/json; return one row per run.
 
     Finished runs are skipped and interrupted ones resumed unless ``force``, which trains every
     run again from scratch. A row's ``status`` is completed, diverged or failed (with ``error``).
+    With ``phases``, the sweep is a phase diagram over its two --grid keys (lr x weight decay,
+    8 x 8, when there is no grid): phases.csv, phases.json and phases.png (``grokking.phases``).
     """
     _check_options(backend, workers, scheduler, retries)
-    specs = plan_runs(presets, seeds, out, overrides, curves, force, parse_grid(grid))
+    from . import phases as phase_rule
+
+    grid = parse_grid(grid or (phase_rule.DEFAULT_GRID if phases else ()))
+    if phases and len(grid) != 2:
+        raise ConfigError(f"--phases draws a diagram over two settings: give two --grid keys, not {len(grid)} "
+                          f"(or none, for {' x '.join(k for k, _ in parse_grid(phase_rule.DEFAULT_GRID))})")
+    specs = plan_runs(presets, seeds, out, overrides, curves, force, grid)
     ordered = train_specs(specs, force=force, workers=workers, backend=backend, scheduler=scheduler,
                           retries=retries, log=log)
     aggregates = write_sweep_summary(out, ordered)
     if curves:
         _draw_sweep_curves(Path(out), specs, ordered)
     log(format_table(aggregates))
+    if phases:
+        _phase_diagram(Path(out), specs, ordered, tuple(k for k, _ in grid), log)
     return ordered
 
+
+def _phase_diagram(out: Path, specs, rows, axes, log) -> None:
+    from . import phases
+
+    runs = [{"dir": s.out, "config": read_json(s.out / "config.json")}
+            for s, r in zip(specs, rows) if r["status"] != "failed"]
+    d = phases.write(out, runs, axes)
+    counts = {p: sum(c["phase"] == p for c in d["cells"]) for p in phases.PHASES}
+    try:
+        phases.draw(d, out / "phases.png")
+        drawn = ", phases.png"
+    except ImportError:
+        drawn = "; matplotlib is not installed, so no phases.png"
+    log(f"phases of {len(d['cells'])} cells: " + ", ".join(f"{p} {n}" for p, n in counts.items())
+        + f" ({phases.PHASES_CSV}, {phases.PHASES_JSON}{drawn})")
 
 def _check_options(backend, workers, scheduler, retries) -> None:
     check_backend(backend, default_workers() if workers is None else workers, scheduler)
