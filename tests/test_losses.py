@@ -29,16 +29,6 @@ class ByHand(unittest.TestCase):
         self.assertEqual(correct, 1)
         np.testing.assert_allclose(grad, [[(2 / 3 - 1) / 2, (1 / 3) / 4]], rtol=1e-15)
 
-    def test_gradients_match_finite_differences(self):
-        rng = np.random.default_rng(0)
-        z = rng.standard_normal((6, 5)) * 3
-        labels = rng.integers(0, 5, 6)
-        for loss in ("softmax", "stablemax"):
-            _, _, grad = cross_entropy(z.copy(), labels, 1.0, loss)
-            point = {"z": z.copy()}
-            numeric = numerical_grads(lambda: cross_entropy(point["z"].copy(), labels, 1.0, loss)[0], point)
-            np.testing.assert_allclose(grad, numeric["z"], rtol=1e-6, atol=1e-9, err_msg=loss)
-
     def test_general_softmax_agrees_with_the_engines(self):
         rng = np.random.default_rng(1)
         z = rng.standard_normal((8, 7))

@@ -4,8 +4,8 @@ import grokking  # noqa: F401  (before NumPy: grokking pins the kernels NumPy lo
 import numpy as np
 
 from grokking.engine import CHUNK_ROWS, Batch, softmax_cross_entropy
-from grokking.model import (ACTIVATIONS, BLOCK_ROWS, INPUTS, MLP, answer_shifted_cross_entropy, draw_weight,
-                            engine_threads, mlp_chunks, reference_loss_and_grads, weight_norm)
+from grokking.layers import ACTIVATIONS, draw_weight
+from grokking.model import BLOCK_ROWS, INPUTS, MLP, engine_threads, mlp_chunks, reference_loss_and_grads, weight_norm
 
 from helpers import numerical_grads
 
@@ -146,22 +146,7 @@ class NoSubnormals(unittest.TestCase):
 
 
 class AnswerShift(unittest.TestCase):
-    """The training step shifts logits by the answer's, not the row maximum (no row-max pass)."""
-
-    def test_matches_the_row_max_form(self):
-        rng = np.random.default_rng(8)
-        logits = (10 * rng.standard_normal((64, 13))).astype(np.float32)
-        labels = rng.integers(0, 13, 64)
-        index = np.arange(64) * 13 + labels
-        loss, _, grad = softmax_cross_entropy(logits.copy(), labels, 0.5)
-        shifted_loss, shifted_grad = answer_shifted_cross_entropy(logits.copy(), index, 0.5, np.ones(13, np.float32))
-        self.assertAlmostEqual(shifted_loss, loss, places=3)
-        np.testing.assert_allclose(shifted_grad, grad, atol=1e-6)
-
-    def test_refuses_when_a_logit_leads_the_answer_by_the_ceiling(self):
-        logits = np.zeros((2, 5), dtype=np.float32)
-        logits[1, 0] = 85  # answer 1: exp(85) would have been clipped to exp(80)
-        self.assertIsNone(answer_shifted_cross_entropy(logits, np.array([1, 6]), 1.0, np.ones(5, np.float32)))
+    """The training step shifts logits by the answer's (tests/test_layers.py), unless it cannot be exact."""
 
     def test_training_step_falls_back_to_the_exact_form(self):
         rng = np.random.default_rng(9)

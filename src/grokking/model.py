@@ -25,70 +25,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import (LOGIT_CEILING, LOGIT_FLOOR, Batch, add_in_order, cross_entropy, eval_slices,
-                     loss_precision, softmax_cross_entropy, views)
+from .engine import Batch, add_in_order, eval_slices
+from .layers import (Loss, activation, activation_backward, answer_shifted_cross_entropy, embedding, init_params,
+                     linear, linear_backward, mean_over_chunks, new_grads, scratch)
+from .layers import ACTIVATIONS  # noqa: F401 (the MLP's; config reads them here)
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
 
-ACTIVATIONS = ("relu", "quadratic", "tanh")
 INITS = ("normal", "uniform")
 INPUTS = ("embedding", "onehot", "twohot")
 DTYPES = ("float32", "float64")
-# A row's sum of exponentials above this may hold a clipped term (e^80, give or take rounding).
-_EXP_CEILING = 0.5 * float(np.exp(LOGIT_CEILING))
 # Rows per training chunk, roughly: small enough that a chunk spans few y tokens (cheap per-token
 # sums), large enough that its matmuls stay efficient and Python overhead small.
 BLOCK_ROWS = 1800
 # Rows per diagonal block of a chunk's x one-hot matrix, at most (unless one token has more): small
 # blocks skip more zeros, large ones make fewer BLAS calls.
 GROUP_ROWS = 192
-
-
-def _scratch(work: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
-    """An array to overwrite: kept in ``work`` between steps, or new when there is no ``work``.
-
-    Reusing a chunk's arrays matters: a fresh array of more than 128 KB comes from mmap, and
-    faulting its pages in cost a fifth of a mod_add step.
-    """
-    if work is None:
-        return np.empty(shape, dtype)
-    array = work.get(key)
-    if array is None or array.shape != shape or array.dtype != dtype:
-        array = work[key] = np.empty(shape, dtype)
-    return array
-
-
-def draw_weight(rng: np.random.Generator, shape: tuple, scale: float, init: str = "normal") -> np.ndarray:
-    """A weight matrix whose fan-in is shape[0]: N(0, scale^2 / fan_in) ("normal"), or
-    U(-scale / sqrt(fan_in), scale / sqrt(fan_in)) ("uniform": PyTorch's nn.Linear default, whose
-    standard deviation is 1/sqrt(3) of the normal one's), in float64."""
-    bound = scale / np.sqrt(shape[0])
-    if init == "uniform":
-        return rng.uniform(-bound, bound, shape)
-    return rng.standard_normal(shape) * bound
-
-
-def _act(name: str, z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Activation, in place where the backward pass does not need z; returns (a, saved)."""
-    if name == "relu":
-        a = np.maximum(z, 0, out=z)
-        return a, a  # relu'(z) = [a > 0]
-    if name == "quadratic":  # Gromov (2023): phi(z) = z^2
-        return np.multiply(z, z, out=out), z
-    a = np.tanh(z, out=z)
-    return a, a  # tanh'(z) = 1 - a^2
-
-
-def _act_backward(name: str, saved: np.ndarray, da: np.ndarray, work: dict | None) -> np.ndarray:
-    """d(loss)/dz from d(loss)/da, overwriting da."""
-    if name == "relu":
-        return np.multiply(da, np.greater(saved, 0, out=_scratch(work, "mask", da.shape, np.bool_)), out=da)
-    if name == "quadratic":
-        da *= saved
-        da *= 2
-        return da
-    tmp = np.multiply(saved, saved, out=_scratch(work, "tmp", da.shape, da.dtype))
-    np.subtract(1, tmp, out=tmp)
-    return np.multiply(da, tmp, out=da)
 
 
 class _Chunk:
@@ -124,7 +75,7 @@ class _Chunk:
                 onehot[x[rows] - t, np.arange(rows.stop - rows.start)] = 1
             self.groups.append((slice(t, u), rows, onehot))
             t = u
-        self.work = {}  # arrays reused from step to step (see _scratch)
+        self.work = {}  # arrays reused from step to step (see layers.scratch)
 
     def answer_index(self, n_classes: int) -> np.ndarray:
         """Where each row's answer lies in the flat (rows, n_classes) logits."""
@@ -159,32 +110,6 @@ def mlp_chunks(batch: Batch) -> list[_Chunk]:
     return batch.plans["mlp"]
 
 
-def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, scale: float,
-                                 ones: np.ndarray):
-    """softmax_cross_entropy for training: summed loss and scale * d(loss)/d(logits), in place,
-    without the row maxima; or None, with ``logits`` spoiled, when it cannot be exact.
-
-    Softmax is shift-invariant, so any per-row shift that keeps exp() in range will do: this one
-    subtracts the answer's logit (``answer_index``: row * n_classes + label, into the flat logits),
-    which saves a pass for the row maxima (a twentieth of a mod_add step). Exponents are clipped to
-    [LOGIT_FLOOR, LOGIT_CEILING]: the floor for the reason given in softmax_cross_entropy, the
-    ceiling against overflow. A row whose sum comes near e^LOGIT_CEILING may have been clipped there
-    (some logit exceeds the answer's by 80), so then the caller must use softmax_cross_entropy.
-    Accuracy needs the row maxima and is left to evaluation.
-    """
-    flat = logits.reshape(-1)
-    logits -= np.take(flat, answer_index)[:, None]
-    np.clip(logits, LOGIT_FLOOR, LOGIT_CEILING, out=logits)
-    np.exp(logits, out=logits)
-    sum_exp = logits @ ones  # the answer's own term is exp(0) = 1
-    if sum_exp.max() >= _EXP_CEILING:
-        return None
-    loss_sum = float(np.sum(np.log(sum_exp, dtype=np.float64)))
-    logits *= (scale / sum_exp)[:, None]
-    flat[answer_index] -= scale
-    return loss_sum, logits
-
-
 class MLP:
     def __init__(self, n_tokens: int, n_classes: int, d_embed: int = 128, d_hidden: int = 256,
                  n_layers: int = 1, activation: str = "relu", init_scale: float = 1.0,
@@ -203,27 +128,22 @@ class MLP:
         self.d_embed, self.d_hidden, self.n_layers = d_embed, d_hidden, n_layers
         self.activation, self.init_scale, self.init = activation, init_scale, init
         self.dtype = np.dtype(dtype)
-        self._ones = np.ones(n_classes, self.dtype)  # row sums by BLAS (softmax_cross_entropy)
         self._work = {}  # evaluation arrays kept between evaluations, per chunk and size
-        self.loss = loss
-        self.loss_dtype, self._plain_loss = loss_precision(loss, loss_dtype, dtype)
+        self.cross_entropy = Loss(loss, loss_dtype, dtype, n_classes)  # row sums by BLAS
 
     # -- parameters ---------------------------------------------------------------------------
-    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Embeddings ~ N(0, init_scale^2); weights by ``draw_weight``; biases zero."""
-        s, d, h = self.init_scale, self.d_in, self.d_hidden
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        d, h = self.d_in, self.d_hidden
         shapes = {} if self.onehot else {"embed": (self.n_tokens, d)}
-        shapes["W1"] = (d if self.twohot else 2 * d, h)
-        for k in range(2, self.n_layers + 1):
-            shapes[f"W{k}"] = (h, h)
-        shapes["W_out"] = (h, self.n_classes)
-        params = {}
-        for name, shape in shapes.items():
-            value = rng.standard_normal(shape) * s if name == "embed" else draw_weight(rng, shape, s, self.init)
-            params[name] = value.astype(self.dtype)
-            if name.startswith("W"):
-                params["b" + name[1:]] = np.zeros(shape[1], dtype=self.dtype)
-        return params
+        weights = [("1", (d if self.twohot else 2 * d, h))]
+        weights += [(str(k), (h, h)) for k in range(2, self.n_layers + 1)] + [("_out", (h, self.n_classes))]
+        for k, shape in weights:
+            shapes["W" + k], shapes["b" + k] = shape, shape[1:]
+        return shapes
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """By ``layers.init_params``: embeddings ~ N(0, init_scale^2), weights by ``draw_weight``, biases 0."""
+        return init_params(self.param_shapes(), rng, self.init_scale, self.init, self.dtype)
 
     # -- forward ------------------------------------------------------------------------------
     def _w1(self, params):
@@ -231,36 +151,35 @@ class MLP:
         w1 = params["W1"]
         return (w1, w1) if self.twohot else (w1[:self.d_in], w1[self.d_in:])
 
-    def _tables(self, params):
-        """The first layer per token: E @ W1_x + b1 and E @ W1_y, each (n_tokens, d_hidden)."""
-        w1_y = self._w1(params)[1]
-        return self._table_x(params), w1_y.copy() if self.onehot else params["embed"] @ w1_y
+    def _table(self, params, side: int):
+        """The first layer per token, without b1: E @ W1_x (side 0) or E @ W1_y (side 1), (n_tokens, d_hidden)."""
+        w1 = self._w1(params)[side]
+        return w1.copy() if self.onehot else params["embed"] @ w1
 
     def _table_x(self, params):
-        w1_x = self._w1(params)[0]
-        table_x = w1_x.copy() if self.onehot else params["embed"] @ w1_x
+        table_x = self._table(params, 0)
         table_x += params["b1"]
         return table_x
 
+    def _tables(self, params):
+        return self._table_x(params), self._table(params, 1)
+
     def _forward(self, params, tables, x, y, work=None):
         shape, dt = (len(x), self.d_hidden), self.dtype
-        # mode="clip" keeps take unbuffered (the ids are valid); the default would copy via a buffer.
-        z = np.take(tables[0], x, axis=0, out=_scratch(work, "z1", shape, dt), mode="clip")
-        z += np.take(tables[1], y, axis=0, out=_scratch(work, "tmp", shape, dt), mode="clip")
+        z = embedding(tables[0], x, out=scratch(work, "z1", shape, dt))
+        z += embedding(tables[1], y, out=scratch(work, "tmp", shape, dt))
         saved = []
         a = None  # the previous layer's activations
         for k in range(1, self.n_layers + 1):
             if k > 1:
-                z = np.matmul(a, params[f"W{k}"], out=_scratch(work, f"z{k}", shape, dt))
-                z += params[f"b{k}"]
-            a, keep = _act(self.activation, z, _scratch(work, f"a{k}", shape, dt))
+                z = linear(a, params[f"W{k}"], params[f"b{k}"], out=scratch(work, f"z{k}", shape, dt))
+            a, keep = activation(self.activation, z, scratch(work, f"a{k}", shape, dt))
             saved.append((a, keep))
-        logits = np.matmul(a, params["W_out"], out=_scratch(work, "logits", (len(x), self.n_classes), dt))
-        logits += params["b_out"]
+        logits = linear(a, params["W_out"], params["b_out"], out=scratch(work, "logits", (len(x), self.n_classes), dt))
         return logits, saved
 
     def _eval_work(self, i: int, s: slice) -> dict:
-        """Arrays kept for chunk i of an evaluation of this many rows (see _scratch)."""
+        """Arrays kept for chunk i of an evaluation of this many rows (see layers.scratch)."""
         return self._work.setdefault((i, s.stop - s.start), {})
 
     def logits(self, params, x, y) -> np.ndarray:
@@ -274,11 +193,7 @@ class MLP:
         """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
         what the Fourier measures read. Not E alone: E A and A^-1 W1 compute the same network for any
         invertible A but change E's Fourier norms, whereas E @ W1 stays the same."""
-        w1_x, w1_y = self._w1(params)
-        if self.onehot:
-            return np.concatenate([w1_x, w1_y], axis=1)
-        e = params["embed"]
-        return np.concatenate([e @ w1_x, e @ w1_y], axis=1)
+        return np.concatenate([self._table(params, 0), self._table(params, 1)], axis=1)
 
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, chunked over the engine's threads."""
@@ -287,13 +202,9 @@ class MLP:
         def chunk(c):
             i, s = c
             logits, _ = self._forward(params, tables, x[s], y[s], self._eval_work(i, s))
-            if not self._plain_loss:
-                return cross_entropy(logits, labels[s], loss=self.loss, dtype=self.loss_dtype)[:2]
-            loss_sum, correct, _ = softmax_cross_entropy(logits, labels[s], ones=self._ones)
-            return loss_sum, correct
+            return self.cross_entropy(logits, labels[s])[:2]
 
-        parts = THREADS.map(chunk, list(enumerate(eval_slices(len(labels)))))
-        return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
+        return mean_over_chunks(THREADS.map(chunk, list(enumerate(eval_slices(len(labels))))), len(labels))
 
     # -- backward -----------------------------------------------------------------------------
     def _chunk_grads(self, params, table_x, chunk: _Chunk, scale: float):
@@ -304,10 +215,10 @@ class MLP:
         of the y table, and of W1_y's and the embeddings' gradients. What every chunk shares, the
         x table and its gradients, is left to loss_and_grads.
         """
-        work, shape, dt, d = chunk.work, (len(chunk.x), self.d_hidden), self.dtype, self.d_in
+        work, shape, dt = chunk.work, (len(chunk.x), self.d_hidden), self.dtype
 
         def out(key, shape):
-            return _scratch(work, key, shape, dt)
+            return scratch(work, key, shape, dt)
 
         w1_y = self._w1(params)[1]
         if self.onehot:  # the y table is W1_y itself
@@ -316,25 +227,23 @@ class MLP:
             embed_y = params["embed"][chunk.y_tokens]
             table_y = np.matmul(embed_y, w1_y, out=out("table_y", (len(embed_y), shape[1])))
         logits, saved = self._forward(params, (table_x, table_y), chunk.x, chunk.y_local, work)
+        loss = self.cross_entropy
         shifted = answer_shifted_cross_entropy(logits, chunk.answer_index(self.n_classes), scale,
-                                               self._ones) if self._plain_loss else None
-        if not self._plain_loss:
-            loss_sum, _, dlogits = cross_entropy(logits, chunk.labels, scale, self.loss, self.loss_dtype)
-        elif shifted is None:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
-            np.matmul(saved[-1][0], params["W_out"], out=logits)
-            logits += params["b_out"]
-            loss_sum, _, dlogits = softmax_cross_entropy(logits, chunk.labels, scale, self._ones)
+                                               loss.ones) if loss.plain else None
+        if shifted is None:
+            if loss.plain:  # rare: a logit exceeds the answer's by LOGIT_CEILING; the row-max form
+                linear(saved[-1][0], params["W_out"], params["b_out"], out=logits)
+            loss_sum, _, dlogits = loss(logits, chunk.labels, scale)
         else:
             loss_sum, dlogits = shifted
-        grads = {"W_out": np.matmul(saved[-1][0].T, dlogits, out=out("gW_out", params["W_out"].shape)),
-                 "b_out": np.matmul(chunk.ones, dlogits, out=out("gb_out", params["b_out"].shape))}
-        da = np.matmul(dlogits, params["W_out"].T, out=out(f"da{self.n_layers}", shape))
+        grads = {}
+        da, grads["W_out"], grads["b_out"] = linear_backward(saved[-1][0], params["W_out"], dlogits,
+                                                             ones=chunk.ones, work=work, key="out")
         for k in range(self.n_layers, 0, -1):
-            dz = _act_backward(self.activation, saved[k - 1][1], da, work)
+            dz = activation_backward(self.activation, saved[k - 1][1], da, work)
             if k > 1:
-                grads[f"W{k}"] = saved[k - 2][0].T @ dz
-                grads[f"b{k}"] = chunk.ones @ dz
-                da = np.matmul(dz, params[f"W{k}"].T, out=out(f"da{k - 1}", shape))
+                da, grads[f"W{k}"], grads[f"b{k}"] = linear_backward(saved[k - 2][0], params[f"W{k}"], dz,
+                                                                     ones=chunk.ones, work=work, key=str(k))
         # Per-token sums of dz, pushed through the tiny tables: small matmuls instead of one per row.
         sum_x = out("sum_x", (self.n_tokens, shape[1]))
         for tokens, rows, onehot in chunk.groups:
@@ -345,24 +254,23 @@ class MLP:
         sum_y = np.matmul(chunk.onehot_y, dz, out=out("sum_y", table_y.shape))
         if self.onehot:  # the gradient of W1_y's rows of the chunk's y block
             return loss_sum, grads, sum_x, (sum_y, None)
-        first_y = (np.matmul(embed_y.T, sum_y, out=out("gW1_y", (d, shape[1]))),
-                   np.matmul(sum_y, w1_y.T, out=out("gembed_y", embed_y.shape)))
-        return loss_sum, grads, sum_x, first_y
+        dembed_y, dw1_y, _ = linear_backward(embed_y, w1_y, sum_y, bias=False, work=work, key="y")
+        return loss_sum, grads, sum_x, (dw1_y, dembed_y)
 
     uses_rng = False  # nothing random in a step: loss_and_grads ignores its rng
 
     def loss_and_grads(self, params, batch: Batch, rng: np.random.Generator | None = None):
-        """Mean loss, None and gradients of every parameter on one batch.
+        """Mean loss, None and gradients of every parameter on one batch (``models.Model``).
 
         The None stands where the Transformer returns the batch's accuracy: the MLP's training step
-        skips the row maxima that accuracy needs (see answer_shifted_cross_entropy); ``evaluate``
-        measures it. The gradients are views, in the order of ``params``, of one new flat buffer.
+        skips the row maxima that accuracy needs (layers.answer_shifted_cross_entropy); ``evaluate``
+        measures it.
         """
         table_x, d = self._table_x(params), self.d_in
         scale, chunks = 1.0 / len(batch), mlp_chunks(batch)
         results = THREADS.map(lambda c: self._chunk_grads(params, table_x, c, scale), chunks)
         losses, above, sums_x, firsts_y = zip(*results)
-        grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
+        grads = new_grads(params, self.dtype)
         for name in above[0]:
             add_in_order(grads[name], [g[name] for g in above])
         dtable_x = add_in_order(np.empty_like(sums_x[0]), sums_x)

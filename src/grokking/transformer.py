@@ -31,7 +31,7 @@ Architecture (``Transformer``):
   Masks are drawn from the Generator passed to ``loss_and_grads``; with dropout 0 nothing is drawn.
 * Init: embeddings (and learned positions) ~ N(0, init_scale^2), weights ~ N(0, init_scale^2 / fan_in)
   or, with ``init="uniform"``, U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear (the official
-  code's); biases 0, LayerNorm gains 1 - the same rules as ``grokking.model.MLP``.
+  code's); biases 0, LayerNorm gains 1 - the rules of ``layers.init_params``, the MLP's too.
 
 Why the forward pass is split in stages. With a causal mask, positions 0 and 1 ("x op") see only x,
 in every layer; so their hidden states take at most n_tokens distinct values. The prefix stage
@@ -59,13 +59,15 @@ import math
 
 import numpy as np
 
-from .engine import Batch, add_in_order, cross_entropy, loss_precision, softmax_cross_entropy, views
-from .model import draw_weight
+from .engine import Batch, add_in_order
+from .layers import (Loss, activation, activation_backward, attention, attention_backward, dropout, dropout_backward,
+                     embedding, embedding_backward, init_params, layer_norm, layer_norm_backward, linear,
+                     linear_backward, mean_over_chunks, new_grads, sinusoidal_positions)
+from .layers import LN_EPS  # noqa: F401 (benchmarks/torch_reference.py reads it here)
 from .parallel import THREADS, even_slices
 
 SEQ_LEN = 4
 POSITIONAL = ("sinusoidal", "learned")
-LN_EPS = 1e-5
 
 # Causal masks (True = may attend). Prefix queries are positions 0-1 over keys 0-1; suffix queries are
 # positions 2-3 over keys 0-3; in the last layer only position 3 queries.
@@ -112,71 +114,8 @@ def _distinct(tokens):
     return values, rank[tokens]
 
 
-def sinusoidal_positions(n_positions: int, d_model: int) -> np.ndarray:
-    """Vaswani et al.'s table, as the official grokking code: sin on even features, cos on odd ones."""
-    pos = np.arange(n_positions)[:, None]
-    i = np.arange(d_model)[None, :]
-    angle = pos / 10000.0 ** ((i - i % 2) / d_model)
-    return np.where(i % 2 == 0, np.sin(angle), np.cos(angle))
-
-
-def _row_mean(a):
-    # A matrix-vector product: several times faster than a.mean(axis=-1) on rows of d_model values.
-    return (a @ np.full(a.shape[-1], 1.0 / a.shape[-1], dtype=a.dtype))[:, None]
-
-
-def _layer_norm(r, gain, bias):
-    """LayerNorm of the rows of ``r``, which it overwrites (callers pass a fresh sum)."""
-    xc = r
-    xc -= _row_mean(r)
-    rstd = _row_mean(xc * xc)
-    rstd += LN_EPS
-    np.sqrt(rstd, out=rstd)
-    np.reciprocal(rstd, out=rstd)
-    xhat = xc
-    xhat *= rstd
-    out = xhat * gain
-    out += bias
-    return out, (xhat, rstd)
-
-
-def _layer_norm_backward(dy, gain, cache):
-    xhat, rstd = cache
-    dgain = (dy * xhat).sum(axis=0)
-    dbias = dy.sum(axis=0)
-    dx = dy * gain
-    mean_dx = _row_mean(dx)
-    t = dx * xhat
-    np.multiply(xhat, _row_mean(t), out=t)
-    t += mean_dx
-    dx -= t
-    dx *= rstd
-    return dx, dgain, dbias
-
-
-def _attend(q, k, v, mask, scale):
-    """Softmax attention over (n, heads, seq, d_head) arrays; mask is (q_len, k_len), True = visible."""
-    p = q @ k.swapaxes(-1, -2)
-    p *= scale
-    if not mask.all():  # the answer's query sees every key
-        np.copyto(p, -np.inf, where=~mask)
-    p -= p.max(axis=-1, keepdims=True)
-    np.exp(p, out=p)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p @ v, p
-
-
-def _attend_backward(q, k, v, p, do, scale):
-    dp = do @ v.swapaxes(-1, -2)
-    dv = p.swapaxes(-1, -2) @ do
-    ds = dp - (dp * p).sum(axis=-1, keepdims=True)
-    ds *= p  # masked entries have p = 0, so they get no gradient
-    ds *= scale
-    return ds @ k, ds.swapaxes(-1, -2) @ q, dv
-
-
 class Transformer:
-    """Decoder-only transformer over "x op y ="; the same interface as ``grokking.model.MLP``."""
+    """Decoder-only transformer over "x op y =", a ``models.Model`` built from ``grokking.layers``."""
 
     def __init__(self, n_tokens: int, n_classes: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, d_ff: int | None = None, dropout: float = 0.0,
@@ -195,8 +134,7 @@ class Transformer:
         self.d_ff = 4 * d_model if d_ff is None else d_ff
         self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
-        self.loss = loss
-        self.loss_dtype, self._plain_loss = loss_precision(loss, loss_dtype, dtype)
+        self.cross_entropy = Loss(loss, loss_dtype, dtype)
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
@@ -218,21 +156,9 @@ class Transformer:
         return shapes
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Embeddings ~ N(0, s^2); weights by ``draw_weight``; biases 0; LayerNorm gains 1."""
-        s = self.init_scale
-        params = {}
-        for name, shape in self.param_shapes().items():
-            leaf = name.split(".")[-1]
-            if name in ("embed", "pos"):
-                value = rng.standard_normal(shape) * s
-            elif leaf.startswith("W"):
-                value = draw_weight(rng, shape, s, self.init)
-            elif leaf.endswith("_g"):
-                value = np.ones(shape)
-            else:
-                value = np.zeros(shape)
-            params[name] = value.astype(self.dtype)
-        return params
+        """By ``layers.init_params``: embeddings ~ N(0, s^2), weights by ``draw_weight``, biases 0,
+        LayerNorm gains 1."""
+        return init_params(self.param_shapes(), rng, self.init_scale, self.init, self.dtype)
 
     def _positions(self, params):
         return params["pos"] if self.positional == "learned" else self._sinusoid
@@ -256,7 +182,7 @@ class Transformer:
         values per layer (each (m, heads, 2, d_head)) and what the backward pass needs."""
         m, pos = len(xs), self._positions(params)
         h = np.empty((2 * m, self.d_model), dtype=self.dtype)
-        h[0::2] = params["embed"][xs] + pos[0]
+        h[0::2] = embedding(params["embed"], xs) + pos[0]
         h[1::2] = params["embed"][self.op_token] + pos[1]
         kv, caches = [], []
         for i in range(self.n_layers):
@@ -266,7 +192,7 @@ class Transformer:
             if i == self.n_layers - 1:  # the answer reads only their keys and values here
                 caches.append((h, None, None))
                 break
-            o, p = _attend(qp, kp, vp, _MASK_PREFIX, self._scale)
+            o, p = attention(qp, kp, vp, _MASK_PREFIX, self._scale)
             h_in = h
             h, post = self._post_attention(params, pre, h, self._merge_heads(o), rng)
             caches.append((h_in, (qp, kp, vp, p), post))
@@ -298,10 +224,10 @@ class Transformer:
             vfull = np.concatenate([vp[src], vs], axis=2)
             if last:  # only position 3 can reach the answer
                 qs = qs[:, :, 1:]
-                o, p = _attend(qs, kfull, vfull, _MASK_ANSWER, self._scale)
+                o, p = attention(qs, kfull, vfull, _MASK_ANSWER, self._scale)
                 resid = h[1::2]
             else:
-                o, p = _attend(qs, kfull, vfull, _MASK_SUFFIX, self._scale)
+                o, p = attention(qs, kfull, vfull, _MASK_SUFFIX, self._scale)
                 resid = h
             h_in = h
             h, post = self._post_attention(params, pre, resid, self._merge_heads(o), rng)
@@ -311,7 +237,7 @@ class Transformer:
     def _qkv0(self, params, plan):
         """The first layer's inputs and q, k, v at positions 2 (per distinct y) and 3 ("=")."""
         pos, w = self._positions(params), params["l0.W_qkv"]
-        h_y = params["embed"][plan.ys] + pos[2]
+        h_y = embedding(params["embed"], plan.ys) + pos[2]
         h_eq = params["embed"][self.eq_token] + pos[3]
         return h_y @ w, h_eq @ w, h_y, h_eq
 
@@ -344,29 +270,15 @@ class Transformer:
         """One row per operand token (the vocabulary's "op" and "=" left out)."""
         return params["embed"][:self.n_tokens]
 
-    def _dropout_mask(self, rng, shape):
-        keep = rng.random(shape, dtype=np.float64 if self.dtype == np.float64 else np.float32)
-        return (keep >= self.dropout).astype(self.dtype) * (1.0 / (1.0 - self.dropout))
-
     def _post_attention(self, params, pre, resid, o, rng):
         """Output projection, residual, LN, feed-forward, residual, LN on the rows that need them."""
-        a = o @ params[pre + "W_o"]
-        mask_a = mask_f = None
-        if rng is not None:
-            mask_a = self._dropout_mask(rng, a.shape)
-            a *= mask_a
+        a, mask_a = dropout(linear(o, params[pre + "W_o"]), rng, self.dropout)
         a += resid
-        h1, ln1 = _layer_norm(a, params[pre + "ln1_g"], params[pre + "ln1_b"])
-        u = h1 @ params[pre + "W_ff1"]
-        u += params[pre + "b_ff1"]
-        np.maximum(u, 0, out=u)
-        f = u @ params[pre + "W_ff2"]
-        f += params[pre + "b_ff2"]
-        if rng is not None:
-            mask_f = self._dropout_mask(rng, f.shape)
-            f *= mask_f
+        h1, ln1 = layer_norm(a, params[pre + "ln1_g"], params[pre + "ln1_b"])
+        u, _ = activation("relu", linear(h1, params[pre + "W_ff1"], params[pre + "b_ff1"]))
+        f, mask_f = dropout(linear(u, params[pre + "W_ff2"], params[pre + "b_ff2"]), rng, self.dropout)
         f += h1
-        out, ln2 = _layer_norm(f, params[pre + "ln2_g"], params[pre + "ln2_b"])
+        out, ln2 = layer_norm(f, params[pre + "ln2_g"], params[pre + "ln2_b"])
         return out, (o, mask_a, h1, ln1, u, mask_f, ln2)
 
     def tokens(self, x, y) -> np.ndarray:
@@ -388,7 +300,7 @@ class Transformer:
         for i in range(self.n_layers):
             pre = f"l{i}."
             q, k, v = (h @ params[pre + "W_qkv"]).reshape(n, t, 3, nh, dhd).transpose(2, 0, 3, 1, 4)
-            o, _ = _attend(q, k, v, _MASK_FULL[:t, :t], self._scale)
+            o, _ = attention(q, k, v, _MASK_FULL[:t, :t], self._scale)
             h, _ = self._post_attention(params, pre, h, self._merge_heads(o), None)
             states.append(h.reshape(n, t, d))
         return states
@@ -398,13 +310,8 @@ class Transformer:
         plan = _Plan(x, y)
         labels = np.asarray(labels)
         _, _, parts = self._each_chunk(
-            params, plan, lambda c, forward: self._cross_entropy(forward[0], labels[plan.chunks[c]])[:2])
-        return sum(p[0] for p in parts) / len(labels), sum(p[1] for p in parts) / len(labels)
-
-    def _cross_entropy(self, logits, labels, scale=None):
-        if self._plain_loss:
-            return softmax_cross_entropy(logits, labels, scale)
-        return cross_entropy(logits, labels, scale, self.loss, self.loss_dtype)
+            params, plan, lambda c, forward: self.cross_entropy(forward[0], labels[plan.chunks[c]])[:2])
+        return mean_over_chunks(parts, len(labels))
 
     # -- backward -----------------------------------------------------------------------------
     @property
@@ -452,37 +359,30 @@ class Transformer:
         for part in [*pieces, *(c[2] for c in chunks), first]:
             for name, g in part.items():
                 parts[name].append(g)
-        grads = dict(zip(params, views(np.empty(sum(p.size for p in params.values()), self.dtype), params)))
+        grads = new_grads(params, self.dtype)
         THREADS.map(lambda name: add_in_order(grads[name], parts[name]), list(grads))
-        loss = sum(c[0] for c in chunks) / n
-        acc = sum(c[1] for c in chunks) / n
-        return loss, acc, grads
+        return (*mean_over_chunks(chunks, n), grads)
 
     def _post_attention_backward(self, params, pre, cache, dout, grads):
         o, mask_a, h1, ln1, u, mask_f, ln2 = cache
-        dr2, grads[pre + "ln2_g"], grads[pre + "ln2_b"] = _layer_norm_backward(dout, params[pre + "ln2_g"], ln2)
-        df = dr2 * mask_f if mask_f is not None else dr2
-        grads[pre + "W_ff2"] = u.T @ df
-        grads[pre + "b_ff2"] = df.sum(axis=0)
-        du = df @ params[pre + "W_ff2"].T
-        du *= u > 0
-        grads[pre + "W_ff1"] = h1.T @ du
-        grads[pre + "b_ff1"] = du.sum(axis=0)
-        dh1 = du @ params[pre + "W_ff1"].T
+        dr2, grads[pre + "ln2_g"], grads[pre + "ln2_b"] = layer_norm_backward(dout, params[pre + "ln2_g"], ln2)
+        du, grads[pre + "W_ff2"], grads[pre + "b_ff2"] = linear_backward(u, params[pre + "W_ff2"],
+                                                                         dropout_backward(dr2, mask_f))
+        dh1, grads[pre + "W_ff1"], grads[pre + "b_ff1"] = linear_backward(
+            h1, params[pre + "W_ff1"], activation_backward("relu", u, du))
         dh1 += dr2
-        dr1, grads[pre + "ln1_g"], grads[pre + "ln1_b"] = _layer_norm_backward(dh1, params[pre + "ln1_g"], ln1)
-        da = dr1 * mask_a if mask_a is not None else dr1
-        grads[pre + "W_o"] = o.T @ da
-        return dr1, da @ params[pre + "W_o"].T
+        dr1, grads[pre + "ln1_g"], grads[pre + "ln1_b"] = layer_norm_backward(dh1, params[pre + "ln1_g"], ln1)
+        do, grads[pre + "W_o"], _ = linear_backward(o, params[pre + "W_o"], dropout_backward(dr1, mask_a), bias=False)
+        return dr1, do
 
     def _suffix_backward(self, params, plan, c, forward, labels, scale):
         """Chunk c's loss sum, number correct, its share of the weight gradients, the gradients of
         the prefix rows' keys and values per layer, and the first layer's inputs' gradients summed
         per distinct y and for "=" (both (rows, 4d): q, k, v, then the residual)."""
         logits, h_last, caches = forward
-        loss_sum, correct, dlogits = self._cross_entropy(logits, labels, scale)
-        grads = {"W_out": h_last.T @ dlogits}
-        dh = dlogits @ params["W_out"].T
+        loss_sum, correct, dlogits = self.cross_entropy(logits, labels, scale)
+        grads = {}
+        dh, grads["W_out"], _ = linear_backward(h_last, params["W_out"], dlogits, bias=False)
         n, rows = plan.sizes[c], plan.chunks[c]
         nh, dhd, d = self.n_heads, self.d_head, self.d_model
         onehot_x = None
@@ -495,7 +395,7 @@ class Transformer:
             h_in, qs, kfull, vfull, p, post = caches[i]
             dresid, do = self._post_attention_backward(params, pre, post, dh, grads)
             do = do.reshape(n, 1 if last else 2, nh, dhd).transpose(0, 2, 1, 3)
-            dq, dkfull, dvfull = _attend_backward(qs, kfull, vfull, p, do, self._scale)
+            dq, dkfull, dvfull = attention_backward(qs, kfull, vfull, p, do, self._scale)
             dqkv = np.empty((2 * n, 3 * d), dtype=self.dtype)
             dqkv_v = dqkv.reshape(n, 2, 3, nh, dhd)  # a view: writing it fills dqkv
             if last:  # position 2 asks no query in the last layer
@@ -515,8 +415,7 @@ class Transformer:
                 dresid_full[1::2] = dresid
                 dresid = dresid_full
             if i > 0:
-                grads[pre + "W_qkv"] = h_in.T @ dqkv
-                dh = dqkv @ params[pre + "W_qkv"].T
+                dh, grads[pre + "W_qkv"], _ = linear_backward(h_in, params[pre + "W_qkv"], dqkv, bias=False)
                 dh += dresid
         # The first layer's inputs at position 2 depend on y alone, at position 3 on nothing.
         both = np.concatenate([dqkv, dresid], axis=1)
@@ -544,18 +443,16 @@ class Transformer:
             else:
                 dresid, do = self._post_attention_backward(params, pre, post, dh, grads)
                 qp, kp, vp, p = att
-                dq, dk, dv = _attend_backward(qp, kp, vp, p, do.reshape(m, 2, nh, dhd).transpose(0, 2, 1, 3),
-                                              self._scale)
+                dq, dk, dv = attention_backward(qp, kp, vp, p, do.reshape(m, 2, nh, dhd).transpose(0, 2, 1, 3),
+                                                self._scale)
                 dqkv_v[:, :, 0] = dq.transpose(0, 2, 1, 3)
                 dqkv_v[:, :, 1] = dk.transpose(0, 2, 1, 3)
                 dqkv_v[:, :, 2] = dv.transpose(0, 2, 1, 3)
                 dqkv_v[:, :, 1:] += dkv[i][piece]
-            grads[pre + "W_qkv"] = h_in.T @ dqkv
-            dh = dqkv @ params[pre + "W_qkv"].T
+            dh, grads[pre + "W_qkv"], _ = linear_backward(h_in, params[pre + "W_qkv"], dqkv, bias=False)
             if dresid is not None:
                 dh += dresid
-        dembed = np.zeros_like(params["embed"])
-        np.add.at(dembed, plan.xs[piece], dh[0::2])  # xs repeats when every example has its own prefix
+        dembed = embedding_backward(dh[0::2], plan.xs[piece], params["embed"])  # xs repeats with dropout
         dembed[self.op_token] += dh[1::2].sum(axis=0)
         grads["embed"] = dembed
         if self.positional == "learned":
@@ -571,9 +468,8 @@ class Transformer:
         dy = add_in_order(np.empty_like(firsts[0][0]), [f[0] for f in firsts])
         deq = add_in_order(np.empty_like(firsts[0][1]), [f[1] for f in firsts])
         w = params["l0.W_qkv"]
-        dw = h_y.T @ dy[:, :d3]
+        dh_y, dw, _ = linear_backward(h_y, w, dy[:, :d3], bias=False)
         dw += np.outer(h_eq, deq[:d3])
-        dh_y = dy[:, :d3] @ w.T
         dh_y += dy[:, d3:]
         dh_eq = w @ deq[:d3] + deq[d3:]
         dembed = np.zeros_like(params["embed"])
