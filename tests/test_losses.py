@@ -7,9 +7,6 @@ import numpy as np
 
 from grokking.engine import Batch, cross_entropy, softmax_cross_entropy
 from grokking.model import MLP
-from grokking.transformer import Transformer
-
-from helpers import numerical_grads
 
 
 def summed(loss, z, labels, dtype=None):
@@ -54,27 +51,8 @@ class ByHand(unittest.TestCase):
 
 
 class Models(unittest.TestCase):
-    """Both models train on StableMax with gradients that match finite differences (float64)."""
-
-    def test_mlp_and_transformer(self):
-        rng = np.random.default_rng(0)
-        models = {"mlp": MLP(7, 5, d_embed=4, d_hidden=6, dtype="float64", loss="stablemax"),
-                  "transformer": Transformer(7, 5, d_model=8, n_layers=1, n_heads=2, d_ff=12, dtype="float64",
-                                             loss="stablemax")}
-        batch = Batch(rng.integers(0, 7, 9), rng.integers(0, 7, 9), rng.integers(0, 5, 9), 7, "float64")
-        for name, model in models.items():
-            params = model.init_params(rng)
-            for p in params.values():
-                p += 0.1 * rng.standard_normal(p.shape)
-            loss, _, grads = model.loss_and_grads(params, batch)
-            numeric = numerical_grads(lambda: model.loss_and_grads(params, batch)[0], params)
-            for key in params:
-                with self.subTest(model=name, param=key):
-                    np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-5, atol=1e-8)
-            logits = model.logits(params, batch.x, batch.y)
-            expected = cross_entropy(logits.copy(), batch.labels, None, "stablemax")[0] / len(batch)
-            self.assertAlmostEqual(loss, expected, places=12)
-            self.assertAlmostEqual(model.evaluate(params, batch.x, batch.y, batch.labels)[0], expected, places=12)
+    """A loss in another precision than the model's (every model's StableMax gradients are checked in
+    tests/test_models_contract.py, the losses' own in tests/test_layers.py)."""
 
     def test_a_float64_loss_over_a_float32_model(self):
         rng = np.random.default_rng(2)

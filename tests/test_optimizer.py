@@ -189,6 +189,7 @@ class MuonSteps(unittest.TestCase):
         params = {k: np.zeros(s) for k, s in shapes.items()}
         self.assertEqual(muon_parameters(params), ["W1", "W2"])
         self.assertEqual(muon_parameters(params, onehot_input=True), ["W2"])
+        self.assertEqual(muon_parameters(params, embeddings=("embed", "W1")), ["W2", "pos"])  # the model's own
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ class MLP:
         self.dtype = np.dtype(dtype)
         self._work = {}  # evaluation arrays kept between evaluations, per chunk and size
         self.cross_entropy = Loss(loss, loss_dtype, dtype, n_classes)  # row sums by BLAS
+        self.embeddings = ("W1",) if self.onehot else ("embed",)  # the first layer is the embedding
 
     # -- parameters ---------------------------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -1,23 +1,71 @@
-"""The model registry: ``model.type`` names a builder that makes the model from the model config.
+"""The model contract (``Model``) and the registry: ``model.type`` names a builder that makes the
+model from the model config.
 
-Every model has ``init_params(rng)``, ``loss_and_grads(params, batch, rng=None)`` (mean loss,
-batch accuracy or None, gradients), ``evaluate(params, x, y, labels)``, ``logits(params, x, y)``,
-``operand_embedding(params)`` (one row per operand token), ``uses_rng`` (whether a step draws
-randomness from ``rng``) and ``dtype``.
+A new model is a class that meets ``Model``, built from ``grokking.layers``, and one builder in
+``MODELS``; config validation reads the names from that dict, and tests/test_models_contract.py
+checks every entry of it (finite differences, threads, resume, evaluate against the loss).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import numpy as np
+
+from .engine import Batch
 from .model import MLP
 
 
-def _mlp(m, n_tokens: int, n_classes: int):
+class Model(Protocol):
+    """What the training loop, the measures, the figures and Muon ask of a model.
+
+    Parameters: a dict of arrays in ``dtype``, in the fixed order of ``init_params``, which the
+    optimizers' states, checkpoints and gradient buffers follow. Their names say what they are, and
+    ``layers.init_params`` draws them by these names: ``embed`` is the token embedding and ``pos``
+    learned positions (both N(0, init_scale^2)), ``W_out`` the output layer, other weights ``W...``
+    (a block's with its prefix, ``l0.W_qkv``), biases ``b...``, LayerNorm gains ``..._g``. The norms
+    measure writes ``norm_<name>``; the figures plot ``norm_embed`` and ``norm_W_out``.
+
+    ``embeddings`` names the tables looked up by token: ``embed``, ``pos``, and the first layer of
+    an MLP that takes one-hot inputs. Muon leaves them and ``W_out`` to AdamW and orthogonalizes
+    every other 2-D parameter.
+
+    Work and threads: a model cuts every batch into chunks fixed by the batch alone, never by the
+    number of threads, runs them on ``parallel.THREADS`` (with single-threaded BLAS inside
+    ``engine_threads``) and adds their results in a fixed order, so each method gives the same bytes
+    on any number of threads. What a model derives from a batch may be kept in ``Batch.plans``.
+    """
+
+    dtype: np.dtype
+    uses_rng: bool  # whether loss_and_grads draws randomness (dropout); the training loop passes None otherwise
+    embeddings: tuple[str, ...]
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Initial parameters, drawn from ``rng`` alone."""
+
+    def loss_and_grads(self, params: dict, batch: Batch, rng: np.random.Generator | None = None):
+        """(mean loss, accuracy or None where the step skips it, gradients): the gradients of the
+        mean loss, one per parameter, views in the order of ``params`` of one new buffer."""
+
+    def evaluate(self, params: dict, x, y, labels) -> tuple[float, float]:
+        """Mean loss and accuracy over any number of rows, without dropout: the loss of
+        ``loss_and_grads`` when a step draws nothing, the loss of ``logits``."""
+
+    def logits(self, params: dict, x, y) -> np.ndarray:
+        """(rows, n_classes), in ``dtype``."""
+
+    def operand_embedding(self, params: dict) -> np.ndarray:
+        """One row per operand token, as the model reads it: what the Fourier measures and the
+        embedding figure read."""
+
+
+def _mlp(m, n_tokens: int, n_classes: int) -> Model:
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
                activation=m.activation, init_scale=m.init_scale, dtype=m.dtype, init=m.init,
                loss=m.loss, loss_dtype=m.loss_dtype, input=m.input)
 
 
-def _transformer(m, n_tokens: int, n_classes: int):
+def _transformer(m, n_tokens: int, n_classes: int) -> Model:
     from .transformer import Transformer
 
     return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
@@ -25,8 +73,6 @@ def _transformer(m, n_tokens: int, n_classes: int):
                        init=m.init, position_scale=m.position_scale, loss=m.loss, loss_dtype=m.loss_dtype)
 
 
-# model.type -> a builder from the model config. A model has init_params(rng),
-# loss_and_grads(params, batch, rng=None), evaluate(params, x, y, labels), logits(params, x, y),
-# operand_embedding(params), uses_rng and dtype. A new model is one builder here plus its tests; config validation reads
-# the names from this dict.
+# model.type -> a builder of a Model from the model config (config.ModelConfig), the number of
+# tokens and the number of classes.
 MODELS = {"mlp": _mlp, "transformer": _transformer}

@@ -184,7 +184,6 @@ class SGD:
 
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Jordan et al.'s quintic Newton-Schulz iteration
-ADAMW_FOR = ("embed", "pos", "W_out")  # parameters Muon leaves to AdamW, besides vectors
 
 
 def newton_schulz(g: np.ndarray, steps: int = 5) -> np.ndarray:
@@ -204,11 +203,13 @@ def newton_schulz(g: np.ndarray, steps: int = 5) -> np.ndarray:
     return x.T if tall else x
 
 
-def muon_parameters(params: dict, onehot_input: bool = False) -> list[str]:
-    """The matrices Muon updates: every 2-D weight but the embeddings, positions and output layer
-    (and the first layer when it takes one-hot inputs, where it is the embedding)."""
-    skip = set(ADAMW_FOR) | ({"W1"} if onehot_input else set())
-    return [k for k, p in params.items() if p.ndim == 2 and k not in skip]
+def muon_parameters(params: dict, onehot_input: bool = False, embeddings=None) -> list[str]:
+    """The matrices Muon updates: every 2-D parameter but the model's ``embeddings`` (tables looked
+    up by token, ``models.Model.embeddings``) and its output layer W_out. Without ``embeddings``:
+    embed and pos, and the first layer W1 when it takes one-hot inputs (then it is the embedding)."""
+    if embeddings is None:
+        embeddings = ("embed", "pos", "W1") if onehot_input else ("embed", "pos")
+    return [k for k, p in params.items() if p.ndim == 2 and k not in (*embeddings, "W_out")]
 
 
 class Muon:
@@ -220,8 +221,8 @@ class Muon:
     """
 
     def __init__(self, params, peak_lr: float, muon_lr=0.02, momentum=0.95, nesterov=True,
-                 weight_decay=0.0, onehot_input=False, **adam):
-        self.matrices = muon_parameters(params, onehot_input)
+                 weight_decay=0.0, onehot_input=False, embeddings=None, **adam):
+        self.matrices = muon_parameters(params, onehot_input, embeddings)
         rest = {k: v for k, v in params.items() if k not in self.matrices}
         self.adam = Adam(rest, weight_decay=weight_decay, **adam)
         self.peak_lr, self.muon_lr, self.momentum, self.nesterov = peak_lr, muon_lr, momentum, nesterov

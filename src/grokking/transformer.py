@@ -135,6 +135,7 @@ class Transformer:
         self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
         self.cross_entropy = Loss(loss, loss_dtype, dtype)
+        self.embeddings = ("embed", "pos") if positional == "learned" else ("embed",)
         self.vocab_size = n_tokens + 2
         self.op_token, self.eq_token = n_tokens, n_tokens + 1
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
