@@ -55,7 +55,7 @@ class Figures(unittest.TestCase):
         made = figures.draw(self.sweep, self.tmp / "figs", figures.FIGURES, note=notes.append)
         self.assertEqual([p.name for p in made], ["fig1_accuracy.png", "fraction.png", "best.png",
                                                   "embeddings_pca.png", "seeds.png", "progress_measures.png",
-                                                  "key_frequencies.png"])
+                                                  "key_frequencies.png", "phases.png"])  # over operation x fraction
         for path in made:
             self.assertEqual(path.read_bytes()[:8], PNG)
         # operation and fraction vary, no optimizer or regularization setting: no interventions figure
