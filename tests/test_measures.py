@@ -131,13 +131,39 @@ class LogitMeasures(unittest.TestCase):
         self.assertEqual(row, {"norm_embed": 2.0, "norm_W_out": 5.0})
 
 
+    def test_movement_by_hand(self):
+        initial = {"embed": np.array([[3.0, 0.0]]), "W_out": np.array([0.0, 0.0])}
+        params = {"embed": np.array([[0.0, 4.0]], dtype=np.float32), "W_out": np.array([1.0, 0.0], dtype=np.float32)}
+        row = measures.movement(measures.Context(None, params, None, None, None, initial=initial))
+        self.assertEqual(row["weight_distance"], np.sqrt(26.0))  # 3^2 + 4^2 + 1^2
+        self.assertEqual(row["weight_distance_rel"], np.sqrt(26.0) / 3.0)
+        self.assertEqual(row["moved_embed"], 5.0 / 3.0)
+        self.assertEqual(row["moved_W_out"], 1.0)  # an all-zero start: the absolute distance
+
+    def test_movement_in_a_run_starts_from_the_initial_weights(self):
+        from grokking.checkpoint import load_checkpoint
+        from grokking.experiment import _Run
+
+        out = temp_dir(self) / "moved"
+        config = tiny_config("output.curves=false", "output.measures=movement")
+        run_experiment(config, out, log=quiet)
+        with open(out / measures.MEASURES_CSV, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        start = _Run(config, temp_dir(self), "").params  # drawn from the seed, as the run drew them
+        final = load_checkpoint(out / "checkpoint.npz")[1]
+        moved = np.sqrt(sum(np.sum((final[k].astype(np.float64) - start[k]) ** 2) for k in start))
+        self.assertAlmostEqual(float(rows[-1]["weight_distance"]), moved, places=9)
+        self.assertGreater(float(rows[0]["weight_distance"]), 0)  # the first evaluation is after step 1
+        self.assertLess(float(rows[0]["weight_distance"]), float(rows[-1]["weight_distance"]))
+
+
 class Selection(unittest.TestCase):
     def test_names_all_and_refusals(self):
         s5, add, div = TaskConfig(operation="x.y"), TaskConfig(operation="x+y"), TaskConfig(operation="x/y")
         self.assertEqual(measures.parse_measures("", add), [])
         self.assertEqual(measures.parse_measures("all", add), list(measures.MEASURES))
-        self.assertEqual(measures.parse_measures("all", s5), ["norms", "logit_scale", "softmax_collapse"])
-        self.assertEqual(measures.parse_measures("all", div), ["fourier", "norms", "logit_scale", "softmax_collapse"])
+        self.assertEqual(measures.parse_measures("all", s5), ["norms", "movement", "logit_scale", "softmax_collapse"])
+        self.assertEqual(measures.parse_measures("all", div), ["fourier", "norms", "movement", "logit_scale", "softmax_collapse"])
         self.assertEqual(measures.parse_measures(" norms, fourier,norms", add), ["norms", "fourier"])
         with self.assertRaisesRegex(ConfigError, "unknown measure 'fourir'; choose from fourier, circuit"):
             measures.parse_measures("fourir", add)

@@ -288,6 +288,8 @@ class _Run:
         self.batch_order = None if self.full_batch else \
             BatchOrder(self.train_idx, tr.batch_size, np.random.default_rng(streams.batch))
         self.measures = parse_measures(config.output.measures, t)
+        # Where the run started, for the measures that read it (the same on resume: drawn from the seed).
+        self.initial = {k: v.copy() for k, v in self.params.items()} if "movement" in self.measures else None
         self.static = {}  # what measures keep from one evaluation to the next
         self.schedule = eval_schedule(tr.steps, tr.eval_interval)
         self.next_eval, self.done, self.status, self.ended = 0, 0, "completed", None
@@ -426,7 +428,8 @@ class _Run:
                "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "weight_norm": weight_norm(self.params)}
         self.files["metrics"].write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
         if self.measures:
-            ctx = Context(self.model, self.params, self.table, self.train_idx, self.config.task, self.static)
+            ctx = Context(self.model, self.params, self.table, self.train_idx, self.config.task, self.static,
+                          self.initial)
             values = evaluate_measures(self.measures, ctx)
             if self.files["measures"].tell() == 0:
                 self.files["measures"].write(",".join(["step", *values]) + "\n")

@@ -32,11 +32,14 @@ from .tasks import is_permutation_op
 class Context:
     """What a measure reads at one evaluation. Logits over the whole table are computed once, on
     first use, and shared by every measure that reads them; ``static`` is one dict for the whole
-    run, where a measure keeps what does not change between evaluations (index arrays)."""
+    run, where a measure keeps what does not change between evaluations (index arrays);
+    ``initial`` is the parameters the run started from."""
 
-    def __init__(self, model, params: dict, table, train_idx: np.ndarray, task, static: dict | None = None):
+    def __init__(self, model, params: dict, table, train_idx: np.ndarray, task, static: dict | None = None,
+                 initial: dict | None = None):
         self.model, self.params, self.table, self.train_idx, self.task = model, params, table, train_idx, task
         self.static = {} if static is None else static
+        self.initial = initial
 
     @cached_property
     def logits(self) -> np.ndarray:
@@ -104,6 +107,24 @@ def norms(ctx: Context) -> dict:
     return {f"norm_{name}": float(np.sqrt(np.vdot(p, p))) for name, p in ctx.params.items()}
 
 
+def movement(ctx: Context) -> dict:
+    """How far the weights have moved from where the run started: the L2 distance over all
+    parameters, that distance over the initial norm, and each tensor's relative distance. The
+    hidden progress of a plateau (Barak et al. 2022, Merrill et al. 2023) and the lazy-or-rich
+    question (Kumar et al. 2023: lazy training barely leaves its initialization). In float64."""
+    moved = total = start = 0.0
+    row = {}
+    for name, p in ctx.params.items():
+        p0 = ctx.initial[name].astype(np.float64)
+        d = p.astype(np.float64) - p0
+        dd, nn = float(np.vdot(d, d)), float(np.vdot(p0, p0))
+        moved, start = moved + dd, start + nn
+        row[f"moved_{name}"] = float(np.sqrt(dd / nn)) if nn > 0 else float(np.sqrt(dd))
+    total = float(np.sqrt(moved))
+    return {"weight_distance": total, "weight_distance_rel": total / float(np.sqrt(start)) if start > 0 else total,
+            **row}
+
+
 def logit_scale(ctx: Context) -> dict:
     """How large the training logits have grown: the root mean square of each row's logits about
     the row's mean, and the median margin of the answer over the best other class."""
@@ -153,6 +174,8 @@ MEASURES = {
     "circuit": Measure(circuit_losses, "restricted and excluded loss on the training split "
                                        "(Nanda et al. 2023)", _additive),
     "norms": Measure(norms, "L2 norm of each parameter tensor"),
+    "movement": Measure(movement, "distance of the weights from their initialization, absolute and "
+                                  "relative, and each tensor's relative distance (moved_<name>)"),
     "logit_scale": Measure(logit_scale, "RMS of the centered training logits, median answer margin"),
     "softmax_collapse": Measure(softmax_collapse, "share of training rows whose float32 loss, and "
                                                   "gradient, are exactly zero (Prieto et al. 2025)"),
