@@ -368,16 +368,18 @@ def resolve_config(preset: str | None = None, config_path=None, overrides=()) ->
         _merge(config, preset_tree(preset), f"preset {preset}")
     if config_path is not None:
         _merge(config, load_config_file(config_path), f"config file {str(config_path)!r}")
-    for text in overrides:
-        section, key, value = parse_override(text)
-        setattr(getattr(config, section), key, value)
-    return validate(config)
+    return _overridden(config, overrides)
 
 
 def config_from_dict(tree: dict, overrides=()) -> Config:
     """A config from a tree such as a run's config.json, with ``overrides`` applied, validated."""
     config = Config()
     _merge(config, tree, "config")
+    return _overridden(config, overrides)
+
+
+def _overridden(config: Config, overrides) -> Config:
+    """``config`` with each 'section.key=value' of ``overrides`` set, validated."""
     for text in overrides:
         section, key, value = parse_override(text)
         setattr(getattr(config, section), key, value)

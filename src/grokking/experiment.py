@@ -494,10 +494,11 @@ class _Run:
             if diverged:
                 self.status = "diverged"
                 break
-            if interval and step % interval == 0 and step < steps:
+            scheduled = interval and step % interval == 0 and step < steps
+            if scheduled:
                 self.checkpoint(step)
             if step < steps and (preemption.requested() or stop()):
-                if not (interval and step % interval == 0):
+                if not scheduled:
                     self.checkpoint(step)
                 why = "SIGTERM" if preemption.requested() else "a stop request"
                 raise preemption.Preempted(f"{self.out}: stopped by {why} after step {step}, at a checkpoint of "

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from .artifacts import write_atomic, write_json
 from .errors import ConfigError
+from .figures import _flat
 from .plotting import read_metrics
+from .sweeps import median_steps
 
 PHASES = ("comprehension", "grokking", "memorization", "confusion")
 THRESHOLD = 0.9
@@ -51,10 +53,6 @@ def classify(metrics: dict[str, list[float]], threshold: float = THRESHOLD, gap:
     return {"phase": phase, "train_step": train, "val_step": val}
 
 
-def _flat(config: dict) -> dict:
-    return {f"{s}.{k}": v for s, keys in config.items() if s not in ("meta", "output") for k, v in keys.items()}
-
-
 def axes_of(runs: list[dict]) -> tuple[str, str]:
     """The two config keys a sweep's diagram is drawn over: the keys that vary other than the seed,
     when there are two; lr and weight decay when they are among more; else ConfigError."""
@@ -68,13 +66,6 @@ def axes_of(runs: list[dict]) -> tuple[str, str]:
     raise ConfigError(f"a phase diagram needs a sweep over two settings (for example "
                       f"--grid {DEFAULT_GRID[0]} --grid {DEFAULT_GRID[1]}); this one varies "
                       f"{', '.join(varied) or 'nothing but the seed'}")
-
-
-def _median(values: list) -> float | None:
-    finite = sorted(math.inf if v is None else v for v in values)
-    n = len(finite)
-    mid = finite[n // 2] if n % 2 else (finite[n // 2 - 1] + finite[n // 2]) / 2
-    return None if not math.isfinite(mid) else mid
 
 
 def diagram(runs: list[dict], axes: tuple[str, str] | None = None) -> dict:
@@ -96,8 +87,8 @@ def diagram(runs: list[dict], axes: tuple[str, str] | None = None) -> dict:
                 continue
             counts = {p: sum(r["phase"] == p for r in group) for p in PHASES}
             cells.append({x_key: x, y_key: y, "phase": max(PHASES, key=lambda p: (counts[p], -PHASES.index(p))),
-                          "seeds": counts, "median_train_step": _median([r["train_step"] for r in group]),
-                          "median_val_step": _median([r["val_step"] for r in group])})
+                          "seeds": counts, "median_train_step": median_steps([r["train_step"] for r in group]),
+                          "median_val_step": median_steps([r["val_step"] for r in group])})
     return {"x": x_key, "y": y_key, "xs": xs, "ys": ys, "threshold": THRESHOLD, "gap": GAP,
             "runs": rows, "cells": cells}
 

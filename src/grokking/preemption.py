@@ -66,12 +66,8 @@ def watch():
     """SIGTERM sets the flag while the block runs (see ``install``); afterwards the handler that
     was there before is back, and a SIGTERM that arrived after the last poll is delivered to it
     then, so a caller with the default handler still ends as it asked."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is _on_sigterm:  # not ours to set, or already set for the process
-        yield
-        return
     before = signal.getsignal(signal.SIGTERM)
-    if not install():
+    if before is _on_sigterm or not install():  # already set for the process, or not ours to set
         yield
         return
     try:

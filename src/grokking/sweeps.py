@@ -182,19 +182,25 @@ def _injected_faults(attempt: Attempt):
     worker, ``raise`` raises, ``disk-full`` makes every checkpoint write after the first fail
     with ENOSPC for the length of this run."""
     full = False
+    for kind in _faults(attempt):
+        if kind == "exit":
+            os._exit(70)
+        if kind == "disk-full":
+            full = True
+            continue
+        if kind.startswith("retire-at-"):
+            continue  # _worker_closing
+        raise RuntimeError(f"injected fault ({FAULT_ENV})")
+    with disk_full_after_first_checkpoint() if full else contextlib.nullcontext():
+        yield
+
+
+def _faults(attempt: Attempt):
+    """The kinds of fault FAULT_ENV injects into this attempt of its run."""
     for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         key, kind, *when = item.strip().split(":")
         if key == attempt.spec.key and (not when or int(when[0]) == attempt.number):
-            if kind == "exit":
-                os._exit(70)
-            if kind == "disk-full":
-                full = True
-                continue
-            if kind.startswith("retire-at-"):
-                continue  # _worker_closing
-            raise RuntimeError(f"injected fault ({FAULT_ENV})")
-    with disk_full_after_first_checkpoint() if full else contextlib.nullcontext():
-        yield
+            yield kind
 
 
 @contextlib.contextmanager
@@ -252,9 +258,8 @@ def _worker_closing(attempt: Attempt):
 def _injected_retirement(attempt: Attempt) -> int | None:
     """Test hook, from FAULT_ENV ("KEY:retire-at-N"): the worker training the run from its start
     is retired after N updates."""
-    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
-        key, kind = item.strip().split(":")[:2]
-        if key == attempt.spec.key and kind.startswith("retire-at-"):
+    for kind in _faults(attempt):
+        if kind.startswith("retire-at-"):
             return int(kind[len("retire-at-"):])
     return None
 
