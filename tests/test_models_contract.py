@@ -32,7 +32,11 @@ VARIANTS = {
             ["model.input=twohot", "model.n_layers=2", "model.loss=stablemax"],
             ["model.input=onehot", "model.loss_dtype=float64"]],
     "transformer": [["model.n_layers=2"], ["model.positional=learned", "model.loss=stablemax"],
-                    ["model.n_layers=2", "model.positional=learned", "model.dropout=0.3"]],
+                    ["model.n_layers=2", "model.positional=learned", "model.dropout=0.3"],
+                    # Nanda et al.'s model: no LayerNorm, "x y =", its width and initialization
+                    ["model.normalization=none", "model.sequence=x y =", "model.positional=learned",
+                     "model.d_ff=12", "model.init=nanda", "model.loss_dtype=float64"],
+                    ["model.n_layers=2", "model.sequence=x y =", "model.dropout=0.3"]],
 }
 
 

@@ -18,7 +18,7 @@ from .measures import parse_measures
 from .model import ACTIVATIONS, DTYPES, INITS, INPUTS
 from .models import MODELS
 from .optimizer import DECAY_TOWARD, OPTIMIZERS
-from .transformer import POSITIONAL
+from .transformer import NORMALIZATIONS, POSITIONAL, SEQUENCES
 from .tasks import check_task
 from .transforms import GROKFAST
 
@@ -52,8 +52,15 @@ class ModelConfig:
     position_scale: float = _f(1.0, "transformer: scale of the sinusoidal table (1: the official code's, "
                                     "norm sqrt(d_model / 2) per position)")
     init_scale: float = _f(1.0, "scale of the initial weights (std * sqrt(fan_in))")
+    d_ff: int = _f(0, "transformer: width of the feed-forward layers (0: 4 * d_model)")
+    normalization: str = _f("post", "transformer: post (LayerNorm after each residual add, Power et al.) or "
+                                    "none (no LayerNorm, Nanda et al. 2023)")
+    sequence: str = _f("x op y =", "transformer: the input tokens, 'x op y =' (Power et al.) or 'x y =' "
+                                   "(Nanda et al. 2023, no operation token)")
     init: str = _f("normal", "initial weights: normal, N(0, init_scale^2 / fan_in), or uniform, "
-                             "U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear; embeddings N(0, init_scale^2)")
+                             "U(+-init_scale / sqrt(fan_in)) as PyTorch's nn.Linear; embeddings N(0, init_scale^2); "
+                             "transformer also nanda (Nanda et al.'s code: N(0, init_scale^2 / d_model), the "
+                             "output layer N(0, init_scale^2 / vocabulary))")
     dtype: str = _f("float32", "float32 or float64")
     loss: str = _f("softmax", "the output's normalization in the cross-entropy: softmax, or stablemax "
                               "(Prieto et al. 2025: s(z) = z + 1 for z >= 0, 1 / (1 - z) below)")
@@ -175,6 +182,22 @@ _FIG1_TRANSFORMER = {
     "training": {"steps": 15_000, "eval_interval": 250},
 }
 
+# Nanda et al. 2023 ("Progress measures for grokking via mechanistic interpretability"), as their code
+# trains it: x+y mod 113 on 30% of the pairs, full batch, AdamW lr 1e-3, weight decay 1, betas
+# (0.9, 0.98) (the defaults), a one-layer ReLU transformer with d_model 128, 4 heads, d_mlp 512, no
+# LayerNorm, learned positions, "x y =" and their initialization, the loss in float64 as their
+# cross_entropy_high_precision. Their 40k full-batch steps.
+_NANDA = {
+    "task": {"operation": "x+y", "p": 113, "train_fraction": 0.3},
+    "model": {"type": "transformer", "n_layers": 1, "d_model": 128, "n_heads": 4, "d_ff": 512,
+              "normalization": "none", "sequence": "x y =", "positional": "learned", "init": "nanda",
+              "loss_dtype": "float64"},
+    "training": {"batch_size": 0, "steps": 40_000, "eval_interval": 100},
+    # What their analysis reads: the embedding's Fourier norms, the restricted and excluded losses,
+    # the weight norms.
+    "output": {"measures": "fourier,circuit,norms"},
+}
+
 PRESETS: dict[str, tuple[str, dict]] = {
     "mod_add_grokking": ("x+y mod 97, 30% data, AdamW weight decay 1: memorizes, then generalizes",
                          _with_weight_decay(_MOD_ADD, 1.0)),
@@ -186,6 +209,8 @@ PRESETS: dict[str, tuple[str, dict]] = {
                          _with_weight_decay(_PERM_S5, 0.0)),
     "fig1_div_transformer": ("Figure 1: x/y mod 97, 50% data, the paper's transformer with learned positions, AdamW wd 1",
                              _FIG1_TRANSFORMER),
+    "nanda_mod_add": ("Nanda et al. 2023: x+y mod 113, 30% data, their 1-layer transformer without LayerNorm, "
+                      "full batch, AdamW wd 1", _NANDA),
 }
 
 
@@ -314,7 +339,14 @@ def validate(config: Config) -> Config:
          f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {m.activation!r}"),
         (m.init_scale > 0, f"model.init_scale must be > 0, got {m.init_scale}"),
         (m.position_scale > 0, f"model.position_scale must be > 0, got {m.position_scale}"),
-        (m.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {m.init!r}"),
+        (m.init in INITS + ("nanda",), f"model.init must be one of {', '.join(INITS)} or nanda, got {m.init!r}"),
+        (m.init != "nanda" or m.type == "transformer", "model.init=nanda is a transformer setting (Nanda et "
+                                                       "al.'s code); the MLP takes normal or uniform"),
+        (m.normalization in NORMALIZATIONS,
+         f"model.normalization must be one of {', '.join(NORMALIZATIONS)}, got {m.normalization!r}"),
+        (m.sequence in SEQUENCES,
+         f"model.sequence must be one of {', '.join(repr(q) for q in SEQUENCES)}, got {m.sequence!r}"),
+        (m.d_ff >= 0, f"model.d_ff must be >= 0 (0: 4 * d_model), got {m.d_ff}"),
         (m.input in INPUTS, f"model.input must be one of {', '.join(INPUTS)}, got {m.input!r}"),
         (m.input == "embedding" or m.type == "mlp", f"model.input={m.input} is an MLP setting; the "
                                                      "transformer embeds its tokens"),

@@ -70,7 +70,8 @@ def _transformer(m, n_tokens: int, n_classes: int) -> Model:
 
     return Transformer(n_tokens, n_classes, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads,
                        dropout=m.dropout, init_scale=m.init_scale, dtype=m.dtype, positional=m.positional,
-                       init=m.init, position_scale=m.position_scale, loss=m.loss, loss_dtype=m.loss_dtype)
+                       init=m.init, position_scale=m.position_scale, loss=m.loss, loss_dtype=m.loss_dtype,
+                       d_ff=m.d_ff, normalization=m.normalization, sequence=m.sequence)
 
 
 # model.type -> a builder of a Model from the model config (config.ModelConfig), the number of

@@ -66,15 +66,11 @@ from .layers import (Loss, activation, activation_backward, attention, attention
 from .layers import LN_EPS  # noqa: F401 (benchmarks/torch_reference.py reads it here)
 from .parallel import THREADS, even_slices
 
-SEQ_LEN = 4
+SEQ_LEN = 4  # of "x op y =", the default sequence
 POSITIONAL = ("sinusoidal", "learned")
-
-# Causal masks (True = may attend). Prefix queries are positions 0-1 over keys 0-1; suffix queries are
-# positions 2-3 over keys 0-3; in the last layer only position 3 queries.
-_MASK_PREFIX = np.tril(np.ones((2, 2), dtype=bool))
-_MASK_SUFFIX = np.tril(np.ones((SEQ_LEN, SEQ_LEN), dtype=bool))[2:]
-_MASK_ANSWER = _MASK_SUFFIX[1:]
-_MASK_FULL = np.tril(np.ones((SEQ_LEN, SEQ_LEN), dtype=bool))
+# The input sequences: Power et al.'s, and Nanda et al.'s without the operation token.
+SEQUENCES = ("x op y =", "x y =")
+NORMALIZATIONS = ("post", "none")  # post-LN blocks (Power et al.), or no LayerNorm (Nanda et al.)
 
 
 # Examples per chunk of the suffix stage, about: a batch is cut into an even number of chunks of at
@@ -121,45 +117,75 @@ class Transformer:
                  n_heads: int = 4, d_ff: int | None = None, dropout: float = 0.0,
                  init_scale: float = 1.0, dtype: str = "float32", positional: str = "sinusoidal",
                  init: str = "normal", position_scale: float = 1.0, loss: str = "softmax",
-                 loss_dtype: str = ""):
+                 loss_dtype: str = "", normalization: str = "post", sequence: str = "x op y ="):
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         if positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {POSITIONAL}, not {positional!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+        if normalization not in NORMALIZATIONS or sequence not in SEQUENCES:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS} and sequence one of {SEQUENCES}, "
+                             f"not {normalization!r} and {sequence!r}")
         self.n_tokens, self.n_classes = n_tokens, n_classes
         self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
         self.d_head = d_model // n_heads
-        self.d_ff = 4 * d_model if d_ff is None else d_ff
+        self.d_ff = d_ff or 4 * d_model
+        self.normalization, self.sequence = normalization, sequence
+        # The positions before "y" see only x (causal mask): "x op" or "x". The suffix is "y =".
+        self.n_prefix = 2 if sequence == "x op y =" else 1
+        self.seq_len = self.n_prefix + 2
+        causal = np.tril(np.ones((self.seq_len, self.seq_len), dtype=bool))  # True = may attend
+        # Prefix queries over prefix keys; suffix queries over every key; in the last layer only
+        # the answer position ("=") queries.
+        self._mask_prefix, self._mask_suffix = causal[:self.n_prefix, :self.n_prefix], causal[self.n_prefix:]
+        self._mask_answer, self._mask_full = causal[-1:], causal
         self.dropout, self.init_scale, self.positional, self.init = dropout, init_scale, positional, init
         self.dtype = np.dtype(dtype)
         self.cross_entropy = Loss(loss, loss_dtype, dtype)
         self.embeddings = ("embed", "pos") if positional == "learned" else ("embed",)
-        self.vocab_size = n_tokens + 2
-        self.op_token, self.eq_token = n_tokens, n_tokens + 1
+        if self.n_prefix == 2:
+            self.vocab_size, self.op_token, self.eq_token = n_tokens + 2, n_tokens, n_tokens + 1
+        else:
+            self.vocab_size, self.op_token, self.eq_token = n_tokens + 1, None, n_tokens
         self._scale = 1.0 / math.sqrt(self.d_head)  # a Python float, so float32 stays float32
-        self._sinusoid = (sinusoidal_positions(SEQ_LEN, d_model) * position_scale).astype(self.dtype)
+        self._sinusoid = (sinusoidal_positions(self.seq_len, d_model) * position_scale).astype(self.dtype)
 
     # -- parameters ---------------------------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         d, f = self.d_model, self.d_ff
         shapes = {"embed": (self.vocab_size, d)}
         if self.positional == "learned":
-            shapes["pos"] = (SEQ_LEN, d)
+            shapes["pos"] = (self.seq_len, d)
+        norm = self.normalization != "none"
         for i in range(self.n_layers):
-            shapes.update({f"l{i}.W_qkv": (d, 3 * d), f"l{i}.W_o": (d, d),
-                           f"l{i}.ln1_g": (d,), f"l{i}.ln1_b": (d,),
-                           f"l{i}.W_ff1": (d, f), f"l{i}.b_ff1": (f,),
-                           f"l{i}.W_ff2": (f, d), f"l{i}.b_ff2": (d,),
-                           f"l{i}.ln2_g": (d,), f"l{i}.ln2_b": (d,)})
+            shapes.update({f"l{i}.W_qkv": (d, 3 * d), f"l{i}.W_o": (d, d)})
+            if norm:
+                shapes.update({f"l{i}.ln1_g": (d,), f"l{i}.ln1_b": (d,)})
+            shapes.update({f"l{i}.W_ff1": (d, f), f"l{i}.b_ff1": (f,), f"l{i}.W_ff2": (f, d), f"l{i}.b_ff2": (d,)})
+            if norm:
+                shapes.update({f"l{i}.ln2_g": (d,), f"l{i}.ln2_b": (d,)})
         shapes["W_out"] = (d, self.n_classes)
         return shapes
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """By ``layers.init_params``: embeddings ~ N(0, s^2), weights by ``draw_weight``, biases 0,
-        LayerNorm gains 1."""
-        return init_params(self.param_shapes(), rng, self.init_scale, self.init, self.dtype)
+        LayerNorm gains 1. ``init="nanda"`` is the rule of Nanda et al.'s code instead: the
+        embeddings, the positions and every matrix ~ N(0, s^2 / d_model) (their MLP's output matrix
+        too, whose fan-in is d_ff), the unembedding ~ N(0, s^2 / vocabulary) (their W_U, whose
+        vocabulary is the p operands and "="), biases 0."""
+        shapes = self.param_shapes()
+        if self.init != "nanda":
+            return init_params(shapes, rng, self.init_scale, self.init, self.dtype)
+        params = {}
+        for name, shape in shapes.items():
+            if name.split(".")[-1].startswith(("W", "embed", "pos")):
+                fan = self.vocab_size if name == "W_out" else self.d_model
+                value = rng.standard_normal(shape) * (self.init_scale / math.sqrt(fan))
+            else:
+                value = np.ones(shape) if name.endswith("_g") else np.zeros(shape)
+            params[name] = value.astype(self.dtype)
+        return params
 
     def _positions(self, params):
         return params["pos"] if self.positional == "learned" else self._sinusoid
@@ -170,37 +196,39 @@ class Transformer:
     # fixed pieces; the suffix stage runs positions 2-3 of each chunk of examples; the backward pass
     # runs the suffix chunks, then the prefix pieces with the key and value gradients the chunks
     # summed for them. Pieces and chunks are fixed by the batch alone and run on the engine's threads.
-    def _split_heads(self, qkv, n):
-        """(n * 2 rows, 3d) -> q, k, v each (n, heads, 2, d_head) (views)."""
-        return qkv.reshape(n, 2, 3, self.n_heads, self.d_head).transpose(2, 0, 3, 1, 4)
+    def _split_heads(self, qkv, n, t=2):
+        """(n * t rows, 3d) -> q, k, v each (n, heads, t, d_head) (views)."""
+        return qkv.reshape(n, t, 3, self.n_heads, self.d_head).transpose(2, 0, 3, 1, 4)
 
     def _merge_heads(self, o):
         n, _, t, _ = o.shape
         return o.transpose(0, 2, 1, 3).reshape(n * t, self.d_model)
 
     def _prefix_forward(self, params, xs, rng):
-        """Positions 0-1 ("x op") of the distinct x in ``xs`` through every layer: their keys and
-        values per layer (each (m, heads, 2, d_head)) and what the backward pass needs."""
-        m, pos = len(xs), self._positions(params)
-        h = np.empty((2 * m, self.d_model), dtype=self.dtype)
-        h[0::2] = embedding(params["embed"], xs) + pos[0]
-        h[1::2] = params["embed"][self.op_token] + pos[1]
+        """The prefix positions ("x op", or "x") of the distinct x in ``xs`` through every layer:
+        their keys and values per layer (each (m, heads, n_prefix, d_head)) and what the backward
+        pass needs."""
+        m, pos, t = len(xs), self._positions(params), self.n_prefix
+        h = np.empty((t * m, self.d_model), dtype=self.dtype)
+        h[0::t] = embedding(params["embed"], xs) + pos[0]
+        if t == 2:
+            h[1::2] = params["embed"][self.op_token] + pos[1]
         kv, caches = [], []
         for i in range(self.n_layers):
             pre = f"l{i}."
-            qp, kp, vp = self._split_heads(h @ params[pre + "W_qkv"], m)
+            qp, kp, vp = self._split_heads(h @ params[pre + "W_qkv"], m, t)
             kv.append((kp, vp))
             if i == self.n_layers - 1:  # the answer reads only their keys and values here
                 caches.append((h, None, None))
                 break
-            o, p = attention(qp, kp, vp, _MASK_PREFIX, self._scale)
+            o, p = attention(qp, kp, vp, self._mask_prefix, self._scale)
             h_in = h
             h, post = self._post_attention(params, pre, h, self._merge_heads(o), rng)
             caches.append((h_in, (qp, kp, vp, p), post))
         return kv, caches
 
     def _suffix_forward(self, params, plan, c, prefix_kv, qkv0, rng):
-        """Positions 2-3 ("y =") of chunk c: the answer logits, the last hidden state, the caches.
+        """The suffix positions ("y =") of chunk c: the answer logits, the last hidden state, the caches.
 
         ``qkv0`` holds the first layer's queries, keys and values per distinct y and for "=": its
         inputs depend on one token each, so they are computed once per batch (_qkv0)."""
@@ -221,14 +249,14 @@ class Transformer:
                 qkv = h @ params[pre + "W_qkv"]
             qs, ks, vs = self._split_heads(qkv, n)
             kp, vp = prefix_kv[i]
-            kfull = np.concatenate([kp[src], ks], axis=2)  # (n, heads, 4, d_head)
+            kfull = np.concatenate([kp[src], ks], axis=2)  # (n, heads, seq_len, d_head)
             vfull = np.concatenate([vp[src], vs], axis=2)
-            if last:  # only position 3 can reach the answer
+            if last:  # only the last position ("=") can reach the answer
                 qs = qs[:, :, 1:]
-                o, p = attention(qs, kfull, vfull, _MASK_ANSWER, self._scale)
+                o, p = attention(qs, kfull, vfull, self._mask_answer, self._scale)
                 resid = h[1::2]
             else:
-                o, p = attention(qs, kfull, vfull, _MASK_SUFFIX, self._scale)
+                o, p = attention(qs, kfull, vfull, self._mask_suffix, self._scale)
                 resid = h
             h_in = h
             h, post = self._post_attention(params, pre, resid, self._merge_heads(o), rng)
@@ -236,10 +264,10 @@ class Transformer:
         return h @ params["W_out"], h, caches
 
     def _qkv0(self, params, plan):
-        """The first layer's inputs and q, k, v at positions 2 (per distinct y) and 3 ("=")."""
-        pos, w = self._positions(params), params["l0.W_qkv"]
-        h_y = embedding(params["embed"], plan.ys) + pos[2]
-        h_eq = params["embed"][self.eq_token] + pos[3]
+        """The first layer's inputs and q, k, v at the positions of y (per distinct y) and "="."""
+        pos, w, t = self._positions(params), params["l0.W_qkv"], self.n_prefix
+        h_y = embedding(params["embed"], plan.ys) + pos[t]
+        h_eq = params["embed"][self.eq_token] + pos[t + 1]
         return h_y @ w, h_eq @ w, h_y, h_eq
 
     def _prefix_stage(self, params, plan, rngs):
@@ -271,27 +299,41 @@ class Transformer:
         """One row per operand token (the vocabulary's "op" and "=" left out)."""
         return params["embed"][:self.n_tokens]
 
+    def _norm(self, params, name, x):
+        """The block's LayerNorm ``name`` (post-LN), or x itself without normalization."""
+        if self.normalization == "none":
+            return x, None
+        return layer_norm(x, params[name + "_g"], params[name + "_b"])
+
+    def _norm_backward(self, params, name, dout, cache, grads):
+        if cache is None:
+            return dout
+        dx, grads[name + "_g"], grads[name + "_b"] = layer_norm_backward(dout, params[name + "_g"], cache)
+        return dx
+
     def _post_attention(self, params, pre, resid, o, rng):
         """Output projection, residual, LN, feed-forward, residual, LN on the rows that need them."""
         a, mask_a = dropout(linear(o, params[pre + "W_o"]), rng, self.dropout)
         a += resid
-        h1, ln1 = layer_norm(a, params[pre + "ln1_g"], params[pre + "ln1_b"])
+        h1, ln1 = self._norm(params, pre + "ln1", a)
         u, _ = activation("relu", linear(h1, params[pre + "W_ff1"], params[pre + "b_ff1"]))
         f, mask_f = dropout(linear(u, params[pre + "W_ff2"], params[pre + "b_ff2"]), rng, self.dropout)
         f += h1
-        out, ln2 = layer_norm(f, params[pre + "ln2_g"], params[pre + "ln2_b"])
+        out, ln2 = self._norm(params, pre + "ln2", f)
         return out, (o, mask_a, h1, ln1, u, mask_f, ln2)
 
     def tokens(self, x, y) -> np.ndarray:
-        """The (batch, 4) token ids of "x op y =", as the docstring lays them out."""
+        """The (batch, seq_len) token ids of "x op y =" or "x y =", as the docstring lays them out."""
         x, y = np.asarray(x), np.asarray(y)
-        return np.stack([x, np.full_like(x, self.op_token), y, np.full_like(y, self.eq_token)], axis=1)
+        ops = [np.full_like(x, self.op_token)] if self.n_prefix == 2 else []
+        return np.stack([x, *ops, y, np.full_like(y, self.eq_token)], axis=1)
 
     def hidden_states(self, params, tokens) -> list[np.ndarray]:
-        """Plain forward pass over any (batch, seq <= 4) token array, every position in every layer.
+        """Plain forward pass over any (batch, seq <= seq_len) token array, every position in every
+        layer.
 
         For tests and inspection: returns [embeddings, after block 1, ..., after block n_layers], each
-        (batch, seq, d_model). The answer logits are ``hidden_states(...)[-1][:, 3] @ W_out``.
+        (batch, seq, d_model). The answer logits are ``hidden_states(...)[-1][:, -1] @ W_out``.
         """
         tokens = np.asarray(tokens)
         n, t = tokens.shape
@@ -301,7 +343,7 @@ class Transformer:
         for i in range(self.n_layers):
             pre = f"l{i}."
             q, k, v = (h @ params[pre + "W_qkv"]).reshape(n, t, 3, nh, dhd).transpose(2, 0, 3, 1, 4)
-            o, _ = attention(q, k, v, _MASK_FULL[:t, :t], self._scale)
+            o, _ = attention(q, k, v, self._mask_full[:t, :t], self._scale)
             h, _ = self._post_attention(params, pre, h, self._merge_heads(o), None)
             states.append(h.reshape(n, t, d))
         return states
@@ -366,13 +408,13 @@ class Transformer:
 
     def _post_attention_backward(self, params, pre, cache, dout, grads):
         o, mask_a, h1, ln1, u, mask_f, ln2 = cache
-        dr2, grads[pre + "ln2_g"], grads[pre + "ln2_b"] = layer_norm_backward(dout, params[pre + "ln2_g"], ln2)
+        dr2 = self._norm_backward(params, pre + "ln2", dout, ln2, grads)
         du, grads[pre + "W_ff2"], grads[pre + "b_ff2"] = linear_backward(u, params[pre + "W_ff2"],
                                                                          dropout_backward(dr2, mask_f))
         dh1, grads[pre + "W_ff1"], grads[pre + "b_ff1"] = linear_backward(
             h1, params[pre + "W_ff1"], activation_backward("relu", u, du))
         dh1 += dr2
-        dr1, grads[pre + "ln1_g"], grads[pre + "ln1_b"] = layer_norm_backward(dh1, params[pre + "ln1_g"], ln1)
+        dr1 = self._norm_backward(params, pre + "ln1", dh1, ln1, grads)
         do, grads[pre + "W_o"], _ = linear_backward(o, params[pre + "W_o"], dropout_backward(dr1, mask_a), bias=False)
         return dr1, do
 
@@ -385,7 +427,7 @@ class Transformer:
         grads = {}
         dh, grads["W_out"], _ = linear_backward(h_last, params["W_out"], dlogits, bias=False)
         n, rows = plan.sizes[c], plan.chunks[c]
-        nh, dhd, d = self.n_heads, self.d_head, self.d_model
+        nh, dhd, d, t = self.n_heads, self.d_head, self.d_model, self.n_prefix
         onehot_x = None
         if not plan.per_example:  # sums the prefix rows' gradients per distinct x
             onehot_x = np.zeros((len(plan.xs), n), dtype=self.dtype)
@@ -404,13 +446,14 @@ class Transformer:
                 dqkv_v[:, 1, 0] = dq[:, :, 0]
             else:
                 dqkv_v[:, :, 0] = dq.transpose(0, 2, 1, 3)
-            dqkv_v[:, :, 1] = dkfull[:, :, 2:].transpose(0, 2, 1, 3)
-            dqkv_v[:, :, 2] = dvfull[:, :, 2:].transpose(0, 2, 1, 3)
-            # Keys and values of positions 0-1 as the examples saw them (n, 2 positions, k/v, heads, d_head).
-            kv = np.stack([dkfull[:, :, :2].transpose(0, 2, 1, 3), dvfull[:, :, :2].transpose(0, 2, 1, 3)],
+            dqkv_v[:, :, 1] = dkfull[:, :, t:].transpose(0, 2, 1, 3)
+            dqkv_v[:, :, 2] = dvfull[:, :, t:].transpose(0, 2, 1, 3)
+            # Keys and values of the prefix positions as the examples saw them (n, positions, k/v,
+            # heads, d_head).
+            kv = np.stack([dkfull[:, :, :t].transpose(0, 2, 1, 3), dvfull[:, :, :t].transpose(0, 2, 1, 3)],
                           axis=2)
             dkv_prefix[i] = kv if onehot_x is None else \
-                (onehot_x @ kv.reshape(n, -1)).reshape(len(plan.xs), 2, 2, nh, dhd)
+                (onehot_x @ kv.reshape(n, -1)).reshape(len(plan.xs), t, 2, nh, dhd)
             if last:
                 dresid_full = np.zeros((2 * n, d), dtype=self.dtype)
                 dresid_full[1::2] = dresid
@@ -430,13 +473,13 @@ class Transformer:
         gradients ``dkv`` of every prefix row's keys and values (per layer) from the chunks."""
         _, caches = forward
         piece = plan.pieces[j]
-        m, nh, dhd, d = piece.stop - piece.start, self.n_heads, self.d_head, self.d_model
+        m, nh, dhd, d, t = piece.stop - piece.start, self.n_heads, self.d_head, self.d_model, self.n_prefix
         grads, dh = {}, None
         for i in range(self.n_layers - 1, -1, -1):
             pre = f"l{i}."
             h_in, att, post = caches[i]
-            dqkv = np.empty((2 * m, 3 * d), dtype=self.dtype)
-            dqkv_v = dqkv.reshape(m, 2, 3, nh, dhd)
+            dqkv = np.empty((t * m, 3 * d), dtype=self.dtype)
+            dqkv_v = dqkv.reshape(m, t, 3, nh, dhd)
             dresid = None
             if att is None:  # the last layer: only their keys and values were read
                 dqkv_v[:, :, 0] = 0
@@ -444,7 +487,7 @@ class Transformer:
             else:
                 dresid, do = self._post_attention_backward(params, pre, post, dh, grads)
                 qp, kp, vp, p = att
-                dq, dk, dv = attention_backward(qp, kp, vp, p, do.reshape(m, 2, nh, dhd).transpose(0, 2, 1, 3),
+                dq, dk, dv = attention_backward(qp, kp, vp, p, do.reshape(m, t, nh, dhd).transpose(0, 2, 1, 3),
                                                 self._scale)
                 dqkv_v[:, :, 0] = dq.transpose(0, 2, 1, 3)
                 dqkv_v[:, :, 1] = dk.transpose(0, 2, 1, 3)
@@ -453,12 +496,15 @@ class Transformer:
             dh, grads[pre + "W_qkv"], _ = linear_backward(h_in, params[pre + "W_qkv"], dqkv, bias=False)
             if dresid is not None:
                 dh += dresid
-        dembed = embedding_backward(dh[0::2], plan.xs[piece], params["embed"])  # xs repeats with dropout
-        dembed[self.op_token] += dh[1::2].sum(axis=0)
+        dembed = embedding_backward(dh[0::t], plan.xs[piece], params["embed"])  # xs repeats with dropout
+        if t == 2:
+            dembed[self.op_token] += dh[1::2].sum(axis=0)
         grads["embed"] = dembed
         if self.positional == "learned":
             dpos = np.zeros_like(params["pos"])
-            dpos[0], dpos[1] = dh[0::2].sum(axis=0), dh[1::2].sum(axis=0)
+            dpos[0] = dh[0::t].sum(axis=0)
+            if t == 2:
+                dpos[1] = dh[1::2].sum(axis=0)
             grads["pos"] = dpos
         return grads
 
@@ -479,6 +525,6 @@ class Transformer:
         grads = {"l0.W_qkv": dw, "embed": dembed}
         if self.positional == "learned":
             dpos = np.zeros_like(params["pos"])
-            dpos[2], dpos[3] = dh_y.sum(axis=0), dh_eq
+            dpos[self.n_prefix], dpos[self.n_prefix + 1] = dh_y.sum(axis=0), dh_eq
             grads["pos"] = dpos
         return grads
