@@ -1,3 +1,4 @@
+import itertools
 import math
 import platform
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 
 from grokking.engine import Batch
 from grokking.optimizer import AdamW
-from grokking.transformer import SUFFIX_ROWS, Transformer, _chunks
+from grokking.transformer import NORMALIZATIONS, SEQUENCES, SUFFIX_ROWS, Transformer, _chunks
 
 from helpers import outcome
 
@@ -51,14 +52,60 @@ class Causality(unittest.TestCase):
                     self.assertTrue(np.all(np.abs(a[:, j] - b[:, j]).max(axis=1) > 0))
 
     def test_fast_path_matches_plain_forward(self):
-        # The fast path shares positions 0-1 per distinct x and skips rows the answer cannot see.
+        # The fast path shares the prefix ("x op" or "x") per distinct x and skips rows the answer
+        # cannot see.
         rng = np.random.default_rng(2)
-        for n_layers in (1, 2, 3):
-            model = Transformer(7, 5, d_model=16, n_layers=n_layers, n_heads=4, dtype="float64")
-            params = perturbed_params(model, rng)
-            x, y = rng.integers(0, 7, 30), rng.integers(0, 7, 30)
-            plain = model.hidden_states(params, model.tokens(x, y))[-1][:, 3] @ params["W_out"]
-            np.testing.assert_allclose(model.logits(params, x, y), plain, rtol=1e-12, atol=1e-12)
+        for n_layers, sequence, normalization in itertools.product((1, 2, 3), SEQUENCES, NORMALIZATIONS):
+            with self.subTest(n_layers=n_layers, sequence=sequence, normalization=normalization):
+                model = Transformer(7, 5, d_model=16, n_layers=n_layers, n_heads=4, dtype="float64",
+                                    sequence=sequence, normalization=normalization)
+                params = perturbed_params(model, rng)
+                x, y = rng.integers(0, 7, 30), rng.integers(0, 7, 30)
+                plain = model.hidden_states(params, model.tokens(x, y))[-1][:, -1] @ params["W_out"]
+                np.testing.assert_allclose(model.logits(params, x, y), plain, rtol=1e-12, atol=1e-12)
+
+
+class NamedActivations(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(3)
+        self.model = Transformer(7, 7, d_model=8, n_layers=2, n_heads=2, dtype="float64", sequence="x y =",
+                                 normalization="none", positional="learned", d_ff=12)
+        self.params = perturbed_params(self.model, rng)
+        self.x, self.y = rng.integers(0, 7, 20), rng.integers(0, 7, 20)
+
+    def test_every_name_in_order_with_its_shape_and_the_logits_of_the_engine(self):
+        m = self.model
+        logits, cache = m.run_with_cache(self.params, self.x, self.y)
+        np.testing.assert_allclose(logits, m.logits(self.params, self.x, self.y), rtol=1e-12, atol=1e-12)
+        self.assertEqual(tuple(cache), m.activation_names)
+        self.assertEqual(len(m.activation_names), 2 + 13 * m.n_layers)
+        shapes = {"hook_embed": (20, 3, 8), "blocks.1.attn.hook_q": (20, 3, 2, 4),
+                  "blocks.1.attn.hook_pattern": (20, 2, 3, 3), "blocks.0.mlp.hook_post": (20, 3, 12),
+                  "blocks.1.hook_resid_post": (20, 3, 8)}
+        for name, shape in shapes.items():
+            self.assertEqual(cache[name].shape, shape, name)
+        np.testing.assert_allclose(cache["blocks.0.attn.hook_pattern"].sum(axis=-1), 1.0, rtol=1e-12)
+        self.assertTrue(np.all(cache["blocks.0.attn.hook_pattern"][:, :, 0, 1:] == 0), "causal")
+        np.testing.assert_allclose(cache["blocks.1.hook_resid_post"][:, -1] @ self.params["W_out"], logits)
+
+    def test_hooks_replace_activations_downstream(self):
+        m, params = self.model, self.params
+        same, _ = m.run_with_cache(params, self.x, self.y, hooks={"blocks.0.hook_mlp_out": lambda a, name: None})
+        np.testing.assert_array_equal(same, m.run_with_cache(params, self.x, self.y)[0])
+        # Zeroing every head's z is the model with the first block's W_o zero.
+        zeroed, cache = m.run_with_cache(params, self.x, self.y, names=["blocks.0.attn.hook_z"],
+                                         hooks={"blocks.0.attn.hook_z": lambda z, name: np.zeros_like(z)})
+        self.assertEqual(list(cache), ["blocks.0.attn.hook_z"])
+        self.assertFalse(cache["blocks.0.attn.hook_z"].any(), "the cache holds the replaced value")
+        no_wo = {**params, "l0.W_o": np.zeros_like(params["l0.W_o"])}
+        np.testing.assert_allclose(zeroed, m.logits(no_wo, self.x, self.y), rtol=1e-12, atol=1e-12)
+        self.assertGreater(np.abs(zeroed - same).max(), 1e-3)
+
+    def test_unknown_names_and_wrong_shapes_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "unknown activation name.*'blocks.0.hook_mlp'.*hook_embed"):
+            self.model.run_with_cache(self.params, self.x, self.y, names=["blocks.0.hook_mlp"])
+        with self.assertRaisesRegex(ValueError, "returned shape"):
+            self.model.run_with_cache(self.params, self.x, self.y, hooks={"hook_embed": lambda a, n: a[:, :1]})
 
 
 def torch_loss_and_grads(model, params, x, y, labels):

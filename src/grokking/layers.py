@@ -260,3 +260,40 @@ def answer_shifted_cross_entropy(logits: np.ndarray, answer_index: np.ndarray, s
     logits *= (scale / sum_exp)[:, None]
     flat[answer_index] -= scale
     return loss_sum, logits
+
+
+class HookPoints:
+    """The named activations of one plain forward pass (``Model.run_with_cache``): each value the
+    pass computes goes through ``run(name, value)``, which applies the hook of that name (its result,
+    if not None, replaces the value downstream) and keeps the value in ``cache`` if it was asked for.
+
+    ``names``: None keeps every activation, else an iterable of names or a predicate on a name.
+    Unknown names in ``names`` or ``hooks`` raise ValueError listing the model's.
+    """
+
+    def __init__(self, valid: tuple[str, ...], hooks: dict | None = None, names=None):
+        self.hooks = dict(hooks or {})
+        if names is None or callable(names):
+            self.keep = names or (lambda name: True)
+            asked = []
+        else:
+            asked = list(names)
+            self.keep = set(asked).__contains__
+        unknown = [n for n in [*self.hooks, *asked] if n not in valid]
+        if unknown:
+            raise ValueError(f"unknown activation name(s) {', '.join(map(repr, unknown))}; this model's "
+                             f"are: {', '.join(valid)}")
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, value: np.ndarray) -> np.ndarray:
+        hook = self.hooks.get(name)
+        if hook is not None:
+            new = hook(value, name)
+            if new is not None:
+                new = np.asarray(new, dtype=value.dtype)
+                if new.shape != value.shape:
+                    raise ValueError(f"the hook on {name!r} returned shape {new.shape}, not {value.shape}")
+                value = new
+        if self.keep(name):
+            self.cache[name] = value
+        return value

@@ -61,7 +61,7 @@ import numpy as np
 
 from .engine import Batch, add_in_order
 from .layers import (Loss, activation, activation_backward, attention, attention_backward, dropout, dropout_backward,
-                     embedding, embedding_backward, init_params, layer_norm, layer_norm_backward, linear,
+                     HookPoints, embedding, embedding_backward, init_params, layer_norm, layer_norm_backward, linear,
                      linear_backward, mean_over_chunks, new_grads, sinusoidal_positions)
 from .layers import LN_EPS  # noqa: F401 (benchmarks/torch_reference.py reads it here)
 from .parallel import THREADS, even_slices
@@ -328,25 +328,67 @@ class Transformer:
         ops = [np.full_like(x, self.op_token)] if self.n_prefix == 2 else []
         return np.stack([x, *ops, y, np.full_like(y, self.eq_token)], axis=1)
 
-    def hidden_states(self, params, tokens) -> list[np.ndarray]:
-        """Plain forward pass over any (batch, seq <= seq_len) token array, every position in every
-        layer.
+    # -- named activations: a plain forward pass over every position -----------------------------
+    @property
+    def activation_names(self) -> tuple[str, ...]:
+        """The names of ``run_with_cache``, in forward order (TransformerLens's, where they apply).
+        In post-LN blocks hook_resid_mid and hook_resid_post are after their LayerNorm: the stream
+        the next stage reads."""
+        names = ["hook_embed", "hook_pos_embed"]
+        for i in range(self.n_layers):
+            b = f"blocks.{i}."
+            names += [b + "hook_resid_pre", *(b + "attn." + h for h in
+                      ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")),
+                      b + "hook_attn_out", b + "hook_resid_mid", b + "mlp.hook_pre", b + "mlp.hook_post",
+                      b + "hook_mlp_out", b + "hook_resid_post"]
+        return tuple(names)
 
-        For tests and inspection: returns [embeddings, after block 1, ..., after block n_layers], each
-        (batch, seq, d_model). The answer logits are ``hidden_states(...)[-1][:, -1] @ W_out``.
-        """
+    def run_with_cache(self, params, x, y, hooks=None, names=None):
+        """(answer logits, {name: activation}) over the rows (x, y), every activation rows first:
+        embeddings and residuals (rows, seq, d_model), q/k/v/z (rows, seq, heads, d_head), scores and
+        patterns (rows, heads, query, key), the MLP's (rows, seq, d_ff). ``hooks`` {name: fn(value,
+        name)} may replace any of them; see ``layers.HookPoints``. No dropout; apart from the
+        training engine, which it agrees with to rounding."""
+        return self._forward_tokens(params, self.tokens(x, y), HookPoints(self.activation_names, hooks, names))
+
+    def _forward_tokens(self, params, tokens, run):
         tokens = np.asarray(tokens)
         n, t = tokens.shape
         d, nh, dhd = self.d_model, self.n_heads, self.d_head
-        h = (params["embed"][tokens] + self._positions(params)[:t]).reshape(n * t, d)
-        states = [h.reshape(n, t, d)]
+
+        def norm(name, r):  # the block's LayerNorm, over rows
+            return self._norm(params, name, r.reshape(n * t, d))[0].reshape(n, t, d)
+
+        h = run("hook_embed", params["embed"][tokens])
+        h = h + run("hook_pos_embed", np.broadcast_to(self._positions(params)[:t], (n, t, d)).copy())
         for i in range(self.n_layers):
-            pre = f"l{i}."
-            q, k, v = (h @ params[pre + "W_qkv"]).reshape(n, t, 3, nh, dhd).transpose(2, 0, 3, 1, 4)
-            o, _ = attention(q, k, v, self._mask_full[:t, :t], self._scale)
-            h, _ = self._post_attention(params, pre, h, self._merge_heads(o), None)
-            states.append(h.reshape(n, t, d))
-        return states
+            b, pre = f"blocks.{i}.", f"l{i}."
+            h = run(b + "hook_resid_pre", h)
+            qkv = (h.reshape(n * t, d) @ params[pre + "W_qkv"]).reshape(n, t, 3, nh, dhd)
+            q, k, v = (run(b + "attn.hook_" + c, qkv[:, :, j].copy()) for j, c in enumerate("qkv"))
+            scores = (q.transpose(0, 2, 1, 3) @ k.transpose(0, 2, 3, 1)) * self._scale
+            np.copyto(scores, -np.inf, where=~self._mask_full[:t, :t])
+            scores = run(b + "attn.hook_attn_scores", scores)
+            pattern = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            pattern = run(b + "attn.hook_pattern", pattern / pattern.sum(axis=-1, keepdims=True))
+            z = run(b + "attn.hook_z", (pattern @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3))
+            attn_out = run(b + "hook_attn_out", (z.reshape(n * t, d) @ params[pre + "W_o"]).reshape(n, t, d))
+            mid = run(b + "hook_resid_mid", norm(pre + "ln1", h + attn_out))
+            act = run(b + "mlp.hook_pre", mid @ params[pre + "W_ff1"] + params[pre + "b_ff1"])
+            act = run(b + "mlp.hook_post", np.maximum(act, 0))
+            mlp_out = run(b + "hook_mlp_out", act @ params[pre + "W_ff2"] + params[pre + "b_ff2"])
+            h = run(b + "hook_resid_post", norm(pre + "ln2", mid + mlp_out))
+        return h[:, -1] @ params["W_out"], run.cache
+
+    def hidden_states(self, params, tokens) -> list[np.ndarray]:
+        """The residual stream over any (batch, seq <= seq_len) token array: [embeddings plus
+        positions, after block 1, ..., after block n_layers], each (batch, seq, d_model). The answer
+        logits are ``hidden_states(...)[-1][:, -1] @ W_out``."""
+        run = HookPoints(self.activation_names, names=lambda name: name.endswith("hook_resid_pre")
+                         or name.endswith("hook_resid_post"))
+        self._forward_tokens(params, tokens, run)
+        return [run.cache["blocks.0.hook_resid_pre"],
+                *(run.cache[f"blocks.{i}.hook_resid_post"] for i in range(self.n_layers))]
 
     def evaluate(self, params, x, y, labels):
         """Mean loss and accuracy over many rows, on the engine's threads; no dropout."""
