@@ -8,11 +8,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from grokking.transformer import LN_EPS, SEQ_LEN
+from grokking.transformer import LN_EPS
+
+
+class _PlainBlock(nn.Module):
+    """A block without LayerNorm (model.normalization=none, Nanda et al.'s): h + attn(h), then
+    + mlp(.), from nn.MultiheadAttention (no biases) and nn.Linear."""
+
+    def __init__(self, d, heads, d_ff):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, bias=False, batch_first=True)
+        self.linear1, self.linear2 = nn.Linear(d, d_ff), nn.Linear(d_ff, d)
+
+    def forward(self, h, src_mask=None, is_causal=True):
+        h = h + self.self_attn(h, h, h, attn_mask=src_mask, need_weights=False)[0]
+        return h + self.linear2(torch.relu(self.linear1(h)))
 
 
 def torch_model(model, params, dtype):
     """An nn.Module of the same architecture, holding copies of ``params``."""
+    seq_len = model.seq_len
+    plain = model.normalization == "none"
 
     class Net(nn.Module):
         def __init__(self):
@@ -20,19 +36,20 @@ def torch_model(model, params, dtype):
             d = model.d_model
             self.embed = nn.Embedding(model.vocab_size, d)
             self.layers = nn.ModuleList(
+                _PlainBlock(d, model.n_heads, model.d_ff) if plain else
                 nn.TransformerEncoderLayer(d, model.n_heads, model.d_ff, dropout=0.0, activation="relu",
                                            layer_norm_eps=LN_EPS, batch_first=True, norm_first=False)
                 for _ in range(model.n_layers))
             self.out = nn.Linear(d, model.n_classes, bias=False)
             if model.positional == "learned":
-                self.pos = nn.Parameter(torch.zeros(SEQ_LEN, d))
+                self.pos = nn.Parameter(torch.zeros(seq_len, d))
             else:  # the same table, recomputed here: PE[p, 2i] = sin(p w_i), PE[p, 2i+1] = cos(p w_i)
-                p = torch.arange(SEQ_LEN, dtype=torch.float64)[:, None]
+                p = torch.arange(seq_len, dtype=torch.float64)[:, None]
                 w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-                pe = torch.zeros(SEQ_LEN, d, dtype=torch.float64)
+                pe = torch.zeros(seq_len, d, dtype=torch.float64)
                 pe[:, 0::2], pe[:, 1::2] = torch.sin(p * w), torch.cos(p * w)
                 self.register_buffer("pos", pe)
-            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(SEQ_LEN))
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq_len))
 
         def forward(self, tokens):
             h = self.embed(tokens) + self.pos
@@ -52,16 +69,18 @@ def torch_model(model, params, dtype):
             attn.in_proj_weight.copy_(t(p("W_qkv").T))  # rows q, k, v; heads contiguous in each
             attn.out_proj.weight.copy_(t(p("W_o").T))
             for bias in (attn.in_proj_bias, attn.out_proj.bias):  # this framework's model has none
-                bias.zero_()
-                bias.requires_grad_(False)
+                if bias is not None:
+                    bias.zero_()
+                    bias.requires_grad_(False)
             layer.linear1.weight.copy_(t(p("W_ff1").T))
             layer.linear1.bias.copy_(t(p("b_ff1")))
             layer.linear2.weight.copy_(t(p("W_ff2").T))
             layer.linear2.bias.copy_(t(p("b_ff2")))
-            layer.norm1.weight.copy_(t(p("ln1_g")))
-            layer.norm1.bias.copy_(t(p("ln1_b")))
-            layer.norm2.weight.copy_(t(p("ln2_g")))
-            layer.norm2.bias.copy_(t(p("ln2_b")))
+            if not plain:
+                layer.norm1.weight.copy_(t(p("ln1_g")))
+                layer.norm1.bias.copy_(t(p("ln1_b")))
+                layer.norm2.weight.copy_(t(p("ln2_g")))
+                layer.norm2.bias.copy_(t(p("ln2_b")))
         net.out.weight.copy_(t(params["W_out"].T))
     return net
 
@@ -75,9 +94,10 @@ def torch_params(model, net) -> dict:
     for i, layer in enumerate(net.layers):
         out.update({f"l{i}.W_qkv": a(layer.self_attn.in_proj_weight).T,
                     f"l{i}.W_o": a(layer.self_attn.out_proj.weight).T,
-                    f"l{i}.ln1_g": a(layer.norm1.weight), f"l{i}.ln1_b": a(layer.norm1.bias),
                     f"l{i}.W_ff1": a(layer.linear1.weight).T, f"l{i}.b_ff1": a(layer.linear1.bias),
-                    f"l{i}.W_ff2": a(layer.linear2.weight).T, f"l{i}.b_ff2": a(layer.linear2.bias),
-                    f"l{i}.ln2_g": a(layer.norm2.weight), f"l{i}.ln2_b": a(layer.norm2.bias)})
+                    f"l{i}.W_ff2": a(layer.linear2.weight).T, f"l{i}.b_ff2": a(layer.linear2.bias)})
+        if model.normalization != "none":
+            out.update({f"l{i}.ln1_g": a(layer.norm1.weight), f"l{i}.ln1_b": a(layer.norm1.bias),
+                        f"l{i}.ln2_g": a(layer.norm2.weight), f"l{i}.ln2_b": a(layer.norm2.bias)})
     out["W_out"] = a(net.out.weight).T
     return out

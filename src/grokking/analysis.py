@@ -88,3 +88,51 @@ def row_cross_entropy(logits: np.ndarray, labels: np.ndarray, overwrite: bool = 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, overwrite: bool = False) -> float:
     """Mean softmax cross-entropy in float64."""
     return float(np.mean(row_cross_entropy(logits, labels, overwrite)))
+
+
+def frequency_shares_2d(values: np.ndarray) -> np.ndarray:
+    """For each column of ``values`` (p * p rows, a function of the pair (a, b) in the table's order,
+    a-major), the share of its variance at each frequency k = 1..p//2: its components in
+    {1, cos(w_k a), sin(w_k a)} x {1, cos(w_k b), sin(w_k b)} but the constant, as Nanda et al.
+    cluster neurons by frequency. Shape (columns, p//2); a row sums to at most 1 (the rest lies in
+    terms that mix two frequencies)."""
+    p = int(round(np.sqrt(len(values))))
+    f = np.fft.fft2(np.asarray(values, dtype=np.float64).reshape(p, p, -1), axes=(0, 1))
+    power = np.abs(f) ** 2
+    power[0, 0] = 0  # the mean is not variance
+    total = np.maximum(power.sum(axis=(0, 1)), 1e-300)
+    shares = np.empty((p // 2, power.shape[2]))
+    for k in range(1, p // 2 + 1):
+        idx = np.unique([0, k, p - k])  # the complex exponentials that span 1, cos(w_k .), sin(w_k .)
+        shares[k - 1] = power[np.ix_(idx, idx)].sum(axis=(0, 1)) / total
+    return shares.T
+
+
+def keep_frequencies_2d(values: np.ndarray, keys, keep: bool = True) -> np.ndarray:
+    """``values`` (p * p rows over the pairs (a, b), a-major; any columns) with only the components
+    of ``frequency_shares_2d`` at the frequencies ``keys`` and the mean (keep=True), or with those
+    components removed (keep=False): Nanda et al.'s ablation of the key frequencies in the neurons."""
+    p = int(round(np.sqrt(len(values))))
+    f = np.fft.fft2(np.asarray(values, dtype=np.float64).reshape(p, p, -1), axes=(0, 1))
+    mask = np.zeros((p, p), dtype=bool)
+    for k in keys:
+        idx = np.unique([0, k, p - k])
+        mask[np.ix_(idx, idx)] = True
+    mask[0, 0] = keep  # the mean stays either way
+    kept = np.where(mask[:, :, None] if keep else ~mask[:, :, None], f, 0)
+    if not keep:
+        kept[0, 0] = f[0, 0]
+    return np.fft.ifft2(kept, axes=(0, 1)).real.reshape(values.shape)
+
+
+def keep_frequencies(rows: np.ndarray, keys, keep: bool = True) -> np.ndarray:
+    """``rows`` (p rows indexed by x) projected on the constant and the frequencies ``keys``
+    (keep=True), or with the components at ``keys`` removed (keep=False)."""
+    p = len(rows)
+    f = np.fft.fft(np.asarray(rows, dtype=np.float64), axis=0)
+    mask = np.zeros(p, dtype=bool)
+    for k in keys:
+        mask[[k, p - k]] = True
+    mask = mask if keep else ~mask
+    mask[0] = True
+    return np.fft.ifft(np.where(mask[:, None], f, 0), axis=0).real

@@ -44,10 +44,11 @@ class ClaimFailed(Exception):
 
 @dataclass(frozen=True)
 class ClaimMeasure:
-    """How a claim's number is read off one run: ``read(run_dir, budget)`` gives (value, censored).
-    A censored value is a bound, not a measurement (the threshold was not reached within the
-    budget). Steps and ratios of steps compare between arms as a ratio, accuracies and shares as a
-    difference."""
+    """How a claim's number is read off one run: ``read(run_dir, budget)`` gives (value, censored),
+    or (value, censored, details) where the verdict needs more of the run than one number (details:
+    a dict per seed, kept in the arm's results). A censored value is a bound, not a measurement (the
+    threshold was not reached within the budget). Steps and ratios of steps compare between arms as
+    a ratio, accuracies and shares as a difference."""
     description: str
     read: Callable[[Path, int], tuple[float, bool]]
     effect: str  # "ratio" or "difference"
@@ -83,6 +84,74 @@ def _delay(threshold, combine):
     return read
 
 
+def _nanda_phases(run_dir, budget):
+    """Nanda et al.'s three phases read off a run's curves (measures ``circuit``): memorization ends
+    where the excluded loss is lowest (it falls while the network memorizes and rises as the circuit
+    forms; looked for before validation accuracy first reaches 0.5); cleanup begins at the first
+    evaluation after that where the test loss is below its value there; it ends where validation
+    accuracy first reaches 0.99. The value is the step cleanup begins (censored at the budget)."""
+    m, c = _metrics(run_dir), _metrics(run_dir, "measures.csv")
+    val_loss, val_acc = dict(zip(m["step"], m["val_loss"])), dict(zip(m["step"], m["val_acc"]))
+    steps, excluded, restricted = c["step"], c["excluded_loss"], c["restricted_loss"]
+    half = first_step(m, "val_acc", 0.5) or budget
+    i_m = min((i for i, s in enumerate(steps) if s <= half), key=lambda i: excluded[i])
+    s_m = steps[i_m]
+    i_c = next((i for i, s in enumerate(steps) if s > s_m and val_loss[s] < val_loss[s_m]), None)
+    s_c = None if i_c is None else steps[i_c]
+    details = {"memorization_end": s_m, "cleanup_start": s_c, "cleanup_end": first_step(m, "val_acc", 0.99)}
+    if i_c is not None:
+        details.update(restricted_fell=restricted[i_c] < restricted[i_m], excluded_rose=excluded[i_c] > excluded[i_m],
+                       test_stayed_low=max(val_acc[s] for s in steps[i_m:i_c]) < 0.5,
+                       restricted=[restricted[i_m], restricted[i_c]], excluded=[excluded[i_m], excluded[i_c]])
+    return (float(budget), True, details) if s_c is None else (float(s_c), False, details)
+
+
+def _neurons_and_keys(run_dir):
+    """The run's final key frequencies (of its operand embedding, analysis.key_frequencies) and the
+    MLP neurons' activations at the answer over the whole table, centered."""
+    from .analysis import frequency_norms, key_frequencies
+    from .runs import open_run
+
+    run = open_run(run_dir)
+    params = run.params()
+    keys = key_frequencies(frequency_norms(run.embedding(params)))
+    name = f"blocks.{run.model.n_layers - 1}.mlp.hook_post"
+    acts = run.run_with_cache(params, names=[name])[1][name][:, -1]
+    return run, params, keys, name, acts - acts.mean(axis=0)
+
+
+def _nanda_frequencies(run_dir, budget):
+    """How many key frequencies the final embedding has, and what share of the neurons' variance
+    (at the answer, over the whole table) lies at them (analysis.frequency_shares_2d)."""
+    from .analysis import frequency_shares_2d
+
+    _, _, keys, _, acts = _neurons_and_keys(run_dir)
+    shares, variance = frequency_shares_2d(acts), (acts ** 2).sum(axis=0)
+    dominant = shares.argmax(axis=1) + 1
+    live = variance > 1e-12 * variance.max()
+    return float(len(keys)), False, {
+        "keys": [int(k) for k in keys],
+        "neuron_variance_at_keys": float((shares[:, keys - 1].sum(axis=1) * variance).sum() / variance.sum()),
+        "neurons_on_a_key": float(np.isin(dominant[live], keys).mean())}
+
+
+def _nanda_ablation(run_dir, budget):
+    """The loss over the whole table with the neurons keeping only the key frequencies (and their
+    mean), against the loss as trained and with the key frequencies removed (activations.py)."""
+    from . import activations as act
+
+    run, params, keys, name, _ = _neurons_and_keys(run_dir)
+    t = run.table
+
+    def loss(hooks=None):
+        return act.loss_with(run.model, params, t.x, t.y, t.labels, hooks)[0]
+
+    kept = loss({name: act.neuron_frequencies(keys)})
+    return kept, False, {"keys": [int(k) for k in keys], "loss": loss(), "kept": kept,
+                         "removed": loss({name: act.neuron_frequencies(keys, keep=False)}),
+                         "chance": float(np.log(t.n_classes))}
+
+
 MEASURES = {
     "steps_to_val_95": ClaimMeasure("first step with validation accuracy >= 95%", _steps_to("val_acc", 0.95), "ratio"),
     "steps_to_val_99": ClaimMeasure("first step with validation accuracy >= 99%", _steps_to("val_acc", 0.99), "ratio"),
@@ -94,6 +163,12 @@ MEASURES = {
                              _delay(0.95, lambda val, train: val - train), "ratio"),
     "delay_ratio_95": ClaimMeasure("step of validation accuracy >= 95% over the step of train accuracy >= 95%",
                                    _delay(0.95, lambda val, train: val / train), "ratio"),
+    "nanda_phases": ClaimMeasure("the step cleanup begins (test loss back below its level where the excluded "
+                                 "loss was lowest)", _nanda_phases, "ratio"),
+    "nanda_frequencies": ClaimMeasure("number of key frequencies of the final embedding", _nanda_frequencies,
+                                      "difference"),
+    "nanda_ablation": ClaimMeasure("loss over the table with the neurons at their key frequencies only",
+                                   _nanda_ablation, "difference"),
 }
 
 
@@ -118,6 +193,7 @@ class Claim:
     seeds: tuple[int, ...] = (0, 1, 2)
     minutes: float = 1.0  # about how long the claim's runs take on 2 cores (measured: half their training time)
     extra: dict = field(default_factory=dict)
+    runs_of: str = ""  # another claim whose runs (same arms and seeds) this one reads instead of training its own
 
 
 def bootstrap_interval(values, statistic=statistics.median, level=0.95, resamples=10_000, seed=0):
@@ -144,15 +220,16 @@ def arm_results(claim: Claim, out: Path) -> dict:
     results = {}
     for arm in claim.arms:
         budget = _budget(claim, arm)
-        values, flags, seconds = [], [], 0.0
+        values, flags, details, seconds = [], [], [], 0.0
         for seed in claim.seeds:
             run = _run_dir(out, claim, arm, seed)
-            value, censored = measure.read(run, budget)
+            value, censored, *detail = measure.read(run, budget)
             values.append(value)
             flags.append(censored)
+            details += detail
             seconds += json.loads((run / "summary.json").read_text()).get("wall_time_s", 0.0)
         results[arm.name] = {**summarize(values), "censored": flags, "budget": budget,
-                             "train_s": round(seconds, 1)}
+                             "train_s": round(seconds, 1), **({"details": details} if details else {})}
     for method, baseline in claim.comparisons:
         pairs = list(zip(results[method]["values"], results[baseline]["values"]))
         # Steps compare as a ratio (how many times sooner); accuracies and shares as a difference.
@@ -163,7 +240,7 @@ def arm_results(claim: Claim, out: Path) -> dict:
 
 
 def _run_dir(out: Path, claim: Claim, arm: Arm, seed: int) -> Path:
-    return out / claim.name / arm.name / arm.preset / f"seed_{seed}"
+    return out / (claim.runs_of or claim.name) / arm.name / arm.preset / f"seed_{seed}"
 
 
 def _effect(claim: Claim, method: str, baseline: str) -> str:
@@ -175,9 +252,10 @@ def train_claims(claims: list[Claim], out: Path, workers: int | None, log=print)
     another claim's last run (longest runs first). Finished runs are kept: a rerun only measures."""
     from .sweeps import plan_runs, train_specs, write_sweep_summary
 
-    plans = [(claim, arm, plan_runs([arm.preset], claim.seeds, out / claim.name / arm.name,
-                                    overrides=arm.overrides, curves=False))
-             for claim in claims for arm in claim.arms]
+    owners = {claim.runs_of or claim.name: claim for claim in claims}  # claims that share runs train them once
+    plans = [(claim, out / name / arm.name, plan_runs([arm.preset], claim.seeds, out / name / arm.name,
+                                                      overrides=arm.overrides, curves=False))
+             for name, claim in owners.items() for arm in claim.arms]
     specs = [spec for _, _, plan in plans for spec in plan]
     cost = {spec.out: claim.minutes / (len(claim.arms) * len(claim.seeds)) for claim, _, plan in plans
             for spec in plan}
@@ -188,8 +266,8 @@ def train_claims(claims: list[Claim], out: Path, workers: int | None, log=print)
         first = failed[0]
         raise ClaimFailed(f"{len(failed)} run(s) failed, the first {first['group']} seed {first['seed']} "
                           f"({first['error']}); the same command trains them again")
-    for claim, arm, plan in plans:
-        write_sweep_summary(out / claim.name / arm.name, [rows[spec.out] for spec in plan])
+    for _, arm_dir, plan in plans:
+        write_sweep_summary(arm_dir, [rows[spec.out] for spec in plan])
 
 
 def measure_claim(claim: Claim, out: Path) -> dict:
@@ -404,7 +482,58 @@ def _about_the_same(method, baseline, factor=1.5):
     return rule
 
 
+def _three_phases(arm, published):
+    """Every seed goes through memorization, circuit formation (restricted loss falls, excluded loss
+    rises, test accuracy stays below 0.5) and cleanup, in that order (``_nanda_phases``)."""
+    def rule(results):
+        details = results[arm]["details"]
+        ok = [d["cleanup_start"] is not None and d["cleanup_end"] is not None
+              and d["memorization_end"] < d["cleanup_start"] < d["cleanup_end"]
+              and d["restricted_fell"] and d["excluded_rose"] and d["test_stayed_low"] for d in details]
+        medians = [statistics.median(d[k] if d[k] is not None else results[arm]["budget"] for d in details)
+                   for k in ("memorization_end", "cleanup_start", "cleanup_end")]
+        steps = f"memorization ends at {medians[0]:,.0f}, cleanup begins at {medians[1]:,.0f} and ends at " \
+                f"{medians[2]:,.0f} (medians; published {', '.join(f'{s:,}' for s in published)})"
+        if all(ok):
+            return "reproduced", f"every seed shows the three phases in order: {steps}"
+        return ("partly reproduced" if any(ok) else "not reproduced"), \
+            f"{sum(ok)} of {len(ok)} seeds show the three phases in order: {steps}"
+    return rule
+
+
+def _few_keys(arm, most, share):
+    """Every seed's final embedding has 1..``most`` key frequencies, and they carry at least
+    ``share`` of the neurons' variance."""
+    def rule(results):
+        details, counts = results[arm]["details"], results[arm]["values"]
+        explained = [d["neuron_variance_at_keys"] for d in details]
+        ok = [1 <= n <= most and e >= share for n, e in zip(counts, explained)]
+        why = (f"key frequencies per seed {', '.join(str(d['keys']) for d in details)}; they carry "
+               f"{', '.join(f'{e:.0%}' for e in explained)} of the neurons' variance (rule: at most {most} keys "
+               f"carrying at least {share:.0%})")
+        return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), why
+    return rule
+
+
+def _ablation_rule(arm, factor=2.0, slack=0.05):
+    """On every seed the neurons at their key frequencies alone keep the loss low (at most
+    ``factor`` times the trained loss plus ``slack``) and without them the loss is at least half of
+    chance (ln of the number of classes)."""
+    def rule(results):
+        details = results[arm]["details"]
+        ok = [d["kept"] <= factor * d["loss"] + slack and d["removed"] >= d["chance"] / 2 for d in details]
+        why = "; ".join(f"loss {d['loss']:.3g}, keys only {d['kept']:.3g}, without them {d['removed']:.3g}"
+                        for d in details) + f" (chance {details[0]['chance']:.3g})"
+        return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), why
+    return rule
+
+
 # -- the claims --------------------------------------------------------------------------------
+
+# Nanda et al.'s setting (the nanda_mod_add preset) with the budget scaled from their 40k steps to
+# 15k, which covers their three phases (cleanup ends at 14k) and takes about 70 min per seed on one
+# of 2 cores.
+_NANDA_ARMS = (Arm("nanda", "nanda_mod_add", ("training.steps=15000",)),)
 
 # Prieto et al.'s MLP as their code builds it: the two-hot input one-hot(x) + one-hot(y).
 _PRIETO_MLP = ("task.operation=x+y", "task.p=113", "task.train_fraction=0.4", "model.input=twohot",
@@ -610,4 +739,44 @@ CLAIMS = {c.name: c for c in [
         comparisons=(("conditional", "x_minus_y"),),
         verdict=_generalizes("conditional", 0.95),
         minutes=6),
+    Claim(
+        name="nanda_phases",
+        source="Nanda et al. 2023, Sec. 5.2 and Fig. 7",
+        published_setting="x+y mod 113, 30% of the pairs, 1-layer ReLU transformer without LayerNorm, full "
+                          "batch AdamW lr 1e-3, weight decay 1, 40k steps",
+        published="three phases: memorization (0-1.4k steps), circuit formation (1.4k-9.4k: the excluded loss "
+                  "rises, the restricted loss falls, the test loss stays high), cleanup (9.4k-14k: the test loss "
+                  "falls)",
+        measure="nanda_phases",
+        here="nanda_mod_add (their model, initialization and optimizer; 113 classes where their output also "
+             "scores '='), 15,000 of their 40,000 steps; measures fourier, circuit and norms every 100 steps",
+        arms=_NANDA_ARMS,
+        comparisons=(),
+        verdict=_three_phases("nanda", (1400, 9400, 14000)),
+        minutes=100),
+    Claim(
+        name="nanda_key_frequencies",
+        source="Nanda et al. 2023, Sec. 4",
+        published_setting="as nanda_phases",
+        published="the trained network uses a handful of key frequencies (5 in their run): the embedding is "
+                  "sparse in the Fourier basis and the neurons cluster by those frequencies",
+        measure="nanda_frequencies",
+        here="the runs of nanda_phases at 15,000 steps; key frequencies: the fewest carrying 90% of the "
+             "embedding's Fourier norm; neurons at the '=' position over the whole table",
+        arms=_NANDA_ARMS,
+        comparisons=(),
+        verdict=_few_keys("nanda", most=8, share=0.8),
+        runs_of="nanda_phases"),
+    Claim(
+        name="nanda_ablation",
+        source="Nanda et al. 2023, Sec. 5",
+        published_setting="as nanda_phases",
+        published="keeping only the key frequencies keeps the loss low; removing them destroys performance",
+        measure="nanda_ablation",
+        here="the runs of nanda_phases at 15,000 steps; the MLP neurons' activations at '=' over the whole "
+             "table, as functions of (a, b), kept at (or cleared of) the key frequencies' 2-D Fourier terms",
+        arms=_NANDA_ARMS,
+        comparisons=(),
+        verdict=_ablation_rule("nanda"),
+        runs_of="nanda_phases"),
 ]}
