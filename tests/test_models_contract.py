@@ -159,6 +159,32 @@ class Contract(unittest.TestCase):
                 embedding = model.operand_embedding(params)
                 self.assertEqual((embedding.ndim, len(embedding)), (2, table.n_tokens))
 
+    def test_named_activations_and_hooks(self):
+        for what, overrides in variants():
+            with self.subTest(what):
+                _, table, model = build(overrides, "model.dtype=float64")
+                params = model.init_params(np.random.default_rng(0))
+                batch = rows(table, 30, 6, model.dtype)
+                logits, cache = model.run_with_cache(params, batch.x, batch.y)
+                np.testing.assert_allclose(logits, model.logits(params, batch.x, batch.y), rtol=1e-10, atol=1e-12)
+                names = model.activation_names
+                self.assertEqual(tuple(cache), names)  # every name, in forward order
+                self.assertTrue(all(len(a) == 30 for a in cache.values()))
+                self.assertIn(f"blocks.{model.n_layers - 1}.mlp.hook_post", names)
+                identity, kept = model.run_with_cache(params, batch.x, batch.y, names=names[-1:],
+                                                      hooks={n: (lambda a, n: None) for n in names})
+                np.testing.assert_array_equal(identity, logits)
+                self.assertEqual(list(kept), [names[-1]])
+                # Every activation, replaced, changes the answer: the hooks reach the logits. (Not
+                # by a constant, which softmax over keys or scores would not see.)
+                for name in names:
+                    changed, _ = model.run_with_cache(
+                        params, batch.x, batch.y, names=(),
+                        hooks={name: lambda a, n: a + np.linspace(0.5, 1.5, a.size).reshape(a.shape)})
+                    self.assertGreater(np.abs(changed - logits).max(), 1e-9, name)
+                with self.assertRaisesRegex(ValueError, "unknown activation name"):
+                    model.run_with_cache(params, batch.x, batch.y, names=["hook_nothing"])
+
     def test_a_run_interrupted_and_resumed_gives_the_same_bytes(self):
         # Checkpoints at 25; interrupted in step 37, after the evaluation of step 30, which resume
         # must drop and redo. The uninterrupted run on one thread, the other on two.

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Batch, add_in_order, eval_slices
-from .layers import (Loss, activation, activation_backward, answer_shifted_cross_entropy, embedding, init_params,
+from .layers import (HookPoints, Loss, activation, activation_backward, answer_shifted_cross_entropy, embedding, init_params,
                      linear, linear_backward, mean_over_chunks, new_grads, scratch)
 from .layers import ACTIVATIONS  # noqa: F401 (the MLP's; config reads them here)
 from .parallel import THREADS, engine_threads, even_slices  # noqa: F401 (engine_threads is public here)
@@ -189,6 +189,34 @@ class MLP:
         return np.concatenate(THREADS.map(
             lambda c: self._forward(params, tables, x[c[1]], y[c[1]], self._eval_work(*c))[0],
             list(enumerate(eval_slices(len(x))))))
+
+    # -- named activations: a plain forward pass ------------------------------------------------
+    @property
+    def activation_names(self) -> tuple[str, ...]:
+        """The names of ``run_with_cache``, in forward order: the embedding (a learned one only; the
+        one-hot inputs have none), then each hidden layer's pre- and post-activation."""
+        hidden = [f"blocks.{k}.mlp.hook_{w}" for k in range(self.n_layers) for w in ("pre", "post")]
+        return tuple(([] if self.onehot else ["hook_embed"]) + hidden)
+
+    def run_with_cache(self, params, x, y, hooks=None, names=None):
+        """(logits, {name: activation}) over the rows (x, y): hook_embed (rows, 2, d_embed), the
+        hidden layers' (rows, d_hidden). ``hooks`` may replace any of them (``layers.HookPoints``).
+        Apart from the training engine, which it agrees with to rounding."""
+        run = HookPoints(self.activation_names, hooks, names)
+        x, y = np.asarray(x), np.asarray(y)
+        wx, wy = self._w1(params)
+        if self.onehot:
+            z = wx[x] + wy[y]
+        else:
+            e = run("hook_embed", params["embed"][np.stack([x, y], axis=1)])
+            z = e[:, 0] @ wx + e[:, 1] @ wy
+        z = z + params["b1"]
+        for k in range(1, self.n_layers + 1):
+            if k > 1:
+                z = a @ params[f"W{k}"] + params[f"b{k}"]
+            z = run(f"blocks.{k - 1}.mlp.hook_pre", z)
+            a = run(f"blocks.{k - 1}.mlp.hook_post", activation(self.activation, z.copy(), np.empty_like(z))[0])
+        return a @ params["W_out"] + params["b_out"], run.cache
 
     def operand_embedding(self, params) -> np.ndarray:
         """One row per operand token, as the first layer sees it: E @ W1_x and E @ W1_y side by side,
