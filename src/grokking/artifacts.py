@@ -24,8 +24,9 @@ REPORT = "report.html"  # make_report's default output, in the run directory
 # Every file a run writes; a directory holding any of them holds a run.
 RUN_FILES = ("config.json", "split.json", "metrics.csv", MEASURES_CSV, CHECKPOINT, PREVIOUS_CHECKPOINT,
              "summary.json", "curves.png")
-# The trackers' directories (output.loggers): replaced with the run, kept by a resume.
-TRACKER_DIRS = ("tensorboard", "wandb")
+SNAPSHOTS = "snapshots"  # output.snapshots: the parameters at chosen steps
+# The trackers' directories (output.loggers) and the snapshots: replaced with the run, kept by a resume.
+TRACKER_DIRS = ("tensorboard", "wandb", SNAPSHOTS)
 # What make_figures and make_report write into a run directory by default: drawn from the run, so
 # they go with it. Removed only where a run was (a user's own 'figures' elsewhere is not ours).
 DRAWN_FILES, DRAWN_DIRS = (REPORT,), ("figures",)

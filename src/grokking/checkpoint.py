@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import CHECKPOINT, PREVIOUS_CHECKPOINT, read_json, write_atomic
+from .artifacts import CHECKPOINT, PREVIOUS_CHECKPOINT, SNAPSHOTS, read_json, write_atomic
 from .errors import ConfigError
 
 FORMAT = 2  # 2: with the SHA-256 of its content; 1 (no checksum) is still read
@@ -74,8 +74,10 @@ class BatchOrder:
         self.position = int(state["position"])
 
 
-def save_checkpoint(path: Path, step: int, params: dict, optimizer_state: dict, extra: dict) -> None:
-    """Write the checkpoint to a temporary file and rename it over ``path``.
+def save_checkpoint(path: Path, step: int, params: dict, optimizer_state: dict, extra: dict,
+                    keep_previous: bool = True) -> None:
+    """Write the checkpoint to a temporary file and rename it over ``path`` (the one it replaces
+    kept as checkpoint.prev.npz when ``keep_previous``).
 
     Arrays go in as ``param.<name>`` and ``optim.<key>``; scalars and the generator state (whose
     integers exceed 64 bits) go in one JSON string, so loading never needs pickle.
@@ -97,10 +99,44 @@ def save_checkpoint(path: Path, step: int, params: dict, optimizer_state: dict, 
             load_checkpoint(tmp)
         except DamagedCheckpoint as err:  # what was written does not read back: keep the old one
             raise OSError(errno.EIO, f"the new checkpoint does not read back ({err})", str(path)) from None
-        if path.exists():
+        if keep_previous and path.exists():
             os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
 
     write_atomic(path, buf.getvalue(), before_replace=verify_then_keep_previous)
+
+
+def snapshot_steps(text: str, budget: int) -> list[int]:
+    """The steps of ``output.snapshots``: "log:N" (N steps log-spaced from 1 to the budget, rounded,
+    the repeats among the first steps dropped), "100,1000,5000", or "" (none). ConfigError for
+    anything else or a step outside 1..budget."""
+    text = text.strip()
+    hint = "output.snapshots takes log:N (N log-spaced steps), a comma-separated list of steps, or nothing"
+    if not text:
+        return []
+    try:
+        if text.startswith("log:"):
+            n = int(text[4:])
+            if n < 1:
+                raise ValueError
+            return sorted({int(round(s)) for s in np.geomspace(1, budget, n)})
+        steps = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{hint}, got {text!r}") from None
+    if any(not 1 <= s <= budget for s in steps):
+        raise ConfigError(f"output.snapshots: every step must be in 1..training.steps ({budget}), got {text!r}")
+    return sorted(set(steps))
+
+
+def snapshot_path(out: Path, step: int) -> Path:
+    return Path(out) / SNAPSHOTS / f"step_{step:07d}.npz"
+
+
+def save_snapshot(out: Path, step: int, params: dict) -> None:
+    """The parameters after update ``step``, for analysis (``runs.Run.params(step)``); checksummed
+    like a checkpoint."""
+    path = snapshot_path(out, step)
+    path.parent.mkdir(exist_ok=True)
+    save_checkpoint(path, step, params, {}, {"snapshot": True}, keep_previous=False)
 
 
 def _digest(meta: str, arrays: dict) -> str:

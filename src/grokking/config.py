@@ -11,6 +11,7 @@ import math
 import typing
 from dataclasses import dataclass, field
 
+from .checkpoint import snapshot_steps
 from .errors import ConfigError
 from .engine import LOSS_DTYPES, LOSSES
 from .loggers import parse_loggers
@@ -113,6 +114,9 @@ class OutputConfig:
                                   "steps and at the end (0: only at the end), for --resume")
     loggers: str = _f("", "trackers that receive every evaluation, comma-separated: tensorboard, wandb "
                           "(optional extras; W&B offline unless WANDB_MODE is set); empty: none")
+    snapshots: str = _f("", "steps after which the parameters are kept in snapshots/ for analysis "
+                            "(grokking.open_run): log:N (N steps log-spaced over the budget), a comma-separated "
+                            "list of steps, or empty: none")
     measures: str = _f("", "progress measures written to measures.csv at every evaluation, comma-separated: "
                            "fourier, circuit, norms, logit_scale, softmax_collapse, or all (those that "
                            "apply to the task); empty: none")
@@ -382,6 +386,7 @@ def validate(config: Config) -> Config:
             raise ConfigError(message)
     parse_loggers(config.output.loggers)
     parse_measures(config.output.measures, t)
+    snapshot_steps(config.output.snapshots, tr.steps)
     return config
 
 

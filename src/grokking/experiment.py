@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__, loggers, numerics, preemption, rundir
 from .artifacts import CHECKPOINT, prepare_out_dir, read_json, remove_drawn, remove_stale_temps, write_json
 from .checkpoint import (BatchOrder, check_resumable, has_checkpoint, load_checkpoint, load_latest_good,
-                         read_run_json, save_checkpoint, truncate_metrics)
+                         read_run_json, save_checkpoint, save_snapshot, snapshot_steps, truncate_metrics)
 from .config import Config, validate
 from .errors import DISK_FULL, ConfigError, WriteFailed
 from .engine import Batch
@@ -292,6 +292,7 @@ class _Run:
         self.initial = {k: v.copy() for k, v in self.params.items()} if "movement" in self.measures else None
         self.static = {}  # what measures keep from one evaluation to the next
         self.schedule = eval_schedule(tr.steps, tr.eval_interval)
+        self.snapshots = set(snapshot_steps(config.output.snapshots, tr.steps))
         self.next_eval, self.done, self.status, self.ended = 0, 0, "completed", None
         self.record = _Record()
         self.time_to_val_99, self.eval_time, self.elapsed = None, 0.0, 0.0  # elapsed: earlier sessions
@@ -494,6 +495,8 @@ class _Run:
             if diverged:
                 self.status = "diverged"
                 break
+            if step in self.snapshots:  # a resume writes those after its checkpoint again, the same bytes
+                save_snapshot(self.out, step, self.params)
             scheduled = interval and step % interval == 0 and step < steps
             if scheduled:
                 self.checkpoint(step)

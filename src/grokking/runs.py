@@ -6,6 +6,7 @@
     run.model, run.params()                       # the model and its final parameters
     logits, cache = run.run_with_cache(names=["blocks.0.mlp.hook_post"])   # over the whole table
     analysis.key_frequencies(analysis.frequency_norms(run.embedding()))
+    run.snapshot_steps, run.params(100), run.embedding(100)   # at a step kept by output.snapshots
 
 One reader of what a run writes (config.json, split.json, metrics.csv, measures.csv, summary.json,
 the checkpoints), with their checks: checksums verified, a run still training refused unless asked.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import CHECKPOINT, MEASURES_CSV
+from .artifacts import CHECKPOINT, MEASURES_CSV, SNAPSHOTS
 from .errors import ConfigError
 
 
@@ -83,29 +84,43 @@ class Run:
         """measures.csv (output.measures): one row per evaluation."""
         return _table(self._csv(MEASURES_CSV))
 
-    def params(self) -> dict[str, np.ndarray]:
-        """The parameters of the last checkpoint (the final ones, for a finished run), checksum
-        verified."""
-        from .checkpoint import DamagedCheckpoint, load_checkpoint
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """The steps whose parameters the run kept (output.snapshots), in order."""
+        return sorted(int(p.stem.split("_")[1]) for p in (self.path / SNAPSHOTS).glob("step_*.npz"))
 
+    def params(self, step: int | None = None) -> dict[str, np.ndarray]:
+        """The parameters after update ``step`` (a snapshot's), or of the last checkpoint (the
+        final ones, for a finished run); checksum verified."""
+        from .checkpoint import DamagedCheckpoint, load_checkpoint, snapshot_path
+
+        path = self.path / CHECKPOINT if step is None else snapshot_path(self.path, step)
+        if step is not None and not path.exists():
+            kept = ", ".join(map(str, self.snapshot_steps)) or "none (output.snapshots was empty)"
+            raise RunNotReadable(f"{str(self.path)!r} kept no parameters of step {step}; its snapshots: {kept}")
         try:
-            return load_checkpoint(self.path / CHECKPOINT)[1]
+            return load_checkpoint(path)[1]
         except DamagedCheckpoint as err:
             raise RunNotReadable(str(err)) from None
 
-    def logits(self, params=None) -> np.ndarray:
-        """The answer logits over the whole table (rows in the table's order)."""
-        params = self.params() if params is None else params
+    def _params(self, at):
+        """``at``: None (the end), a step (a snapshot) or a parameter dict."""
+        return at if isinstance(at, dict) else self.params(at)
+
+    def logits(self, at=None) -> np.ndarray:
+        """The answer logits over the whole table (rows in the table's order), at the end, at a
+        snapshot's step, or for a parameter dict."""
+        params = self._params(at)
         return self.model.logits(params, self.table.x, self.table.y)
 
-    def run_with_cache(self, params=None, hooks=None, names=None):
+    def run_with_cache(self, at=None, hooks=None, names=None):
         """``Model.run_with_cache`` over the whole table: (logits, {name: activation})."""
-        params = self.params() if params is None else params
+        params = self._params(at)
         return self.model.run_with_cache(params, self.table.x, self.table.y, hooks=hooks, names=names)
 
-    def embedding(self, params=None) -> np.ndarray:
+    def embedding(self, at=None) -> np.ndarray:
         """The operand embedding (one row per operand), in float64: what the Fourier measures read."""
-        params = self.params() if params is None else params
+        params = self._params(at)
         return np.asarray(self.model.operand_embedding(params), dtype=np.float64)
 
 
