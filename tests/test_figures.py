@@ -58,9 +58,11 @@ class Figures(unittest.TestCase):
                                                   "key_frequencies.png", "phases.png"])  # over operation x fraction
         for path in made:
             self.assertEqual(path.read_bytes()[:8], PNG)
-        # operation and fraction vary, no optimizer or regularization setting: no interventions figure
-        self.assertEqual(len(notes), 1)
+        # operation and fraction vary, no optimizer or regularization setting: no interventions figure;
+        # the circuits are drawn for one run
+        self.assertEqual(len(notes), 2)
         self.assertIn("interventions: skipped, the sweep varies no optimizer or regularization", notes[0])
+        self.assertEqual("circuits: skipped, it draws one run", notes[1])
 
     def capture(self):
         """Patch figures._save to keep each figure, drawn, instead of closing it."""
@@ -225,6 +227,11 @@ class Figures(unittest.TestCase):
                 last = {k: v[-1] for k, v in read_metrics(run / "measures.csv").items()}
                 measured = [last[f"freq_norm_{k}"] for k in range(1, 6)]
                 np.testing.assert_allclose(analysis.frequency_norms(embed), measured, rtol=1e-12)
+                # The circuits (Nanda et al.'s neurons by frequency; a transformer's attention too)
+                circuits = figures.draw(run, run / "figures", ["circuits"], note=self.fail)
+                self.assertEqual([p.name for p in circuits],
+                                 ["neurons.png", "attention.png"] if name == "transformer" else ["neurons.png"])
+                self.assertTrue(all(p.read_bytes()[:8] == PNG for p in circuits))
 
     def test_command_line(self):
         out = self.tmp / "cli"

@@ -50,7 +50,7 @@ from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
 from .tasks import build_table, is_permutation_op
 
-FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures", "phases")
+FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures", "phases", "circuits")
 
 # The panels of progress_measures.png: a title, the columns it draws (from metrics.csv or
 # measures.csv; those a run lacks are left out), and whether its y axis is logarithmic.
@@ -423,6 +423,56 @@ def key_frequencies(source, out: Path) -> Path:
     return _save(fig, Path(out))
 
 
+def neurons_by_frequency(run_dir: Path, out: Path) -> Path:
+    """Nanda et al.'s neurons clustered by frequency: the last hidden layer's neurons (at the answer,
+    over the whole table of a modular task) as rows, the share of each one's variance at each
+    frequency (analysis.frequency_shares_2d) as columns, sorted by their strongest frequency; beside
+    it, how many neurons have each frequency as their strongest."""
+    from .analysis import frequency_shares_2d
+    from .runs import open_run
+
+    run = open_run(run_dir)
+    name = f"blocks.{run.model.n_layers - 1}.mlp.hook_post"
+    acts = run.run_with_cache(names=[name])[1][name]
+    acts = acts[:, -1] if acts.ndim == 3 else acts
+    acts = acts - acts.mean(axis=0)
+    live = (acts ** 2).sum(axis=0) > 1e-12 * max((acts ** 2).sum(axis=0).max(), 1e-300)
+    shares = frequency_shares_2d(acts[:, live])
+    order = np.lexsort((-shares.max(axis=1), shares.argmax(axis=1)))
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    image = ax.imshow(shares[order], aspect="auto", cmap="magma", interpolation="nearest",
+                      extent=(0.5, shares.shape[1] + 0.5, len(order) - 0.5, -0.5))
+    ax.set(xlabel="frequency k", ylabel=f"neuron ({int(live.sum())} active, sorted by strongest frequency)")
+    fig.colorbar(image, ax=ax, label="share of the neuron's variance")
+    counts = np.bincount(shares.argmax(axis=1) + 1, minlength=shares.shape[1] + 1)[1:]
+    bx.bar(np.arange(1, len(counts) + 1), counts, color="tab:blue")
+    bx.set(xlabel="strongest frequency k", ylabel="neurons")
+    fig.suptitle(wrap(f"{name} of {run_dir}, step {run.summary['steps']}"), fontsize=9)
+    return _save(fig, Path(out))
+
+
+def attention_patterns(run_dir: Path, out: Path) -> Path:
+    """The attention from the answer position ("=") to the x token, per head of the last block,
+    over the whole table as a p x p image (x down, y across): periodic in x and y where the heads
+    read the key frequencies."""
+    from .runs import open_run
+
+    run = open_run(run_dir)
+    name = f"blocks.{run.model.n_layers - 1}.attn.hook_pattern"
+    pattern = run.run_with_cache(names=[name])[1][name][:, :, -1, 0]  # (rows, heads): "=" attending to x
+    p = run.config.task.p
+    plt = _plt()
+    heads = pattern.shape[1]
+    fig, axes = plt.subplots(1, heads, figsize=(3.2 * heads, 3.3), squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        image = ax.imshow(pattern[:, h].reshape(p, p), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set(title=f"head {h}", xlabel="y", ylabel="x")
+    fig.colorbar(image, ax=list(axes[0]), label='attention from "=" to x')
+    fig.suptitle(wrap(f"{name} of {run_dir}, step {run.summary['steps']}"), fontsize=9)
+    return _save(fig, Path(out))
+
+
 def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
     """Draw the figures named in ``which`` that ``source`` (a run or a sweep) supports; ``note``
     (default: stderr) hears of each one left out and why."""
@@ -453,6 +503,17 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
                 note(f"embeddings: skipped, {str(missing[0]['dir'])!r} has no {CHECKPOINT}")
             else:
                 made.append(embedding_pca(source, out_dir / "embeddings_pca.png"))
+        elif name == "circuits":
+            from .measures import _additive
+
+            why = "it draws one run" if not single else _additive(config_from_dict(runs[0]["config"]).task) \
+                or (None if (runs[0]["dir"] / CHECKPOINT).exists() else f"the run has no {CHECKPOINT}")
+            if why:
+                note(f"circuits: skipped, {why}")
+                continue
+            made.append(neurons_by_frequency(runs[0]["dir"], out_dir / "neurons.png"))
+            if config_from_dict(runs[0]["config"]).model.type == "transformer":
+                made.append(attention_patterns(runs[0]["dir"], out_dir / "attention.png"))
         elif single:
             note(f"{name}: skipped, it compares runs and {str(source)!r} holds one")
         elif name == "phases":
