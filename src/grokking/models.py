@@ -58,6 +58,18 @@ class Model(Protocol):
         """One row per operand token, as the model reads it: what the Fourier measures and the
         embedding figure read."""
 
+    @property
+    def activation_names(self) -> tuple[str, ...]:
+        """The names of ``run_with_cache``'s activations, in forward order, TransformerLens's where
+        they apply (``hook_embed``, ``blocks.<i>.attn.hook_pattern``, ``blocks.<i>.mlp.hook_post``,
+        ``blocks.<i>.hook_resid_post``...)."""
+
+    def run_with_cache(self, params: dict, x, y, hooks=None, names=None) -> tuple[np.ndarray, dict]:
+        """(logits, {name: activation}) over any rows, rows first, by a plain forward pass apart from
+        the training engine (whose logits it matches to rounding); ``hooks`` {name: fn(value,
+        name)} may replace any activation downstream, ``names`` (an iterable or a predicate) keeps
+        only some: ``layers.HookPoints``."""
+
 
 def _mlp(m, n_tokens: int, n_classes: int) -> Model:
     return MLP(n_tokens, n_classes, d_embed=m.d_embed, d_hidden=m.d_hidden, n_layers=m.n_layers,
