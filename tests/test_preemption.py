@@ -112,7 +112,7 @@ class CommandLine(unittest.TestCase):
     def test_sigterm_is_one_line_status_143_and_resume_gives_the_same_bytes(self):
         tmp = temp_dir(self)
         args = ["--preset", "mod_add_grokking", "--no-curves"]
-        for kv in [*TINY, "training.steps=20000", "training.eval_interval=100",
+        for kv in [*TINY, "training.steps=10000", "training.eval_interval=100",
                    "output.checkpoint_interval=5000"]:
             args += ["--override", kv]
         cut, whole = tmp / "cut", tmp / "whole"

@@ -345,7 +345,7 @@ class KillResume(unittest.TestCase):
 
     def test_kill_9_midway_then_resume_gives_the_same_bytes(self):
         tmp = temp_dir(self)
-        steps = 16000
+        steps = 8000
         args = ["--preset", "mod_add_grokking", "--no-curves"]
         for kv in [*TINY, f"training.steps={steps}", "training.eval_interval=100",
                    "output.checkpoint_interval=300"]:
