@@ -91,7 +91,8 @@ class Measures(unittest.TestCase):
 
     def test_reads(self):
         run = self.run_dir([(100, 0.5, 0.0), (200, 0.995, 0.1), (500, 1.0, 0.96), (800, 1.0, 0.995), (1000, 1.0, 0.9)])
-        read = {name: m.read(run, 1000) for name, m in claims.MEASURES.items() if name != "max_sc_zero_loss"}
+        read = {name: m.read(run, 1000) for name, m in claims.MEASURES.items()
+                if name != "max_sc_zero_loss" and not name.startswith("nanda_")}
         self.assertEqual(read["steps_to_val_95"], (500.0, False))
         self.assertEqual(read["steps_to_val_99"], (800.0, False))
         self.assertEqual(read["final_val_acc"], (0.9, False))
@@ -104,6 +105,47 @@ class Measures(unittest.TestCase):
         self.assertEqual(claims.MEASURES["steps_to_val_99"].read(run, 1000), (1000.0, True))
         self.assertEqual(claims.MEASURES["delay_95"].read(run, 1000), (750.0, True))
         self.assertEqual(claims.MEASURES["delay_ratio_95"].read(run, 1000), (4.0, True))
+
+
+class NandaMeasures(unittest.TestCase):
+    def test_the_three_phases_read_off_the_curves(self):
+        run = temp_dir(self)
+        steps = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+        val_loss = [5, 8, 9, 10, 11, 10, 8.5, 3, 0.1, 0.01]   # back below its 300 value (9) at 700
+        val_acc = [0, 0, 0, 0, 0.01, 0.05, 0.2, 0.8, 0.995, 1]
+        excluded = [2, 1, 0.5, 0.8, 1.5, 2.5, 3, 3, 3, 3]      # lowest at 300: memorization ends
+        restricted = [9, 9, 8, 7, 5, 3, 2, 1, 0.1, 0.01]
+        (run / "metrics.csv").write_text("step,train_acc,val_acc,val_loss\n" + "".join(
+            f"{s},1,{a},{v}\n" for s, a, v in zip(steps, val_acc, val_loss)))
+        (run / "measures.csv").write_text("step,restricted_loss,excluded_loss\n" + "".join(
+            f"{s},{r},{e}\n" for s, r, e in zip(steps, restricted, excluded)))
+        value, censored, d = claims.MEASURES["nanda_phases"].read(run, 1000)
+        self.assertEqual((value, censored), (700.0, False))
+        self.assertEqual((d["memorization_end"], d["cleanup_start"], d["cleanup_end"]), (300, 700, 900))
+        self.assertTrue(d["restricted_fell"] and d["excluded_rose"] and d["test_stayed_low"])
+        results = {"nanda": {"details": [d, d, {**d, "excluded_rose": False}], "budget": 1000}}
+        verdict, why = claims._three_phases("nanda", (1400, 9400, 14000))(results)
+        self.assertEqual(verdict, "partly reproduced")
+        self.assertIn("2 of 3 seeds show the three phases in order: memorization ends at 300, cleanup "
+                      "begins at 700 and ends at 900 (medians; published 1,400, 9,400, 14,000)", why)
+
+    def test_claims_that_share_runs_train_them_once_and_read_the_model(self):
+        tmp = temp_dir(self)
+        arms = (Arm("t", "nanda_mod_add", (*TINY, "task.p=7", "model.d_model=8", "model.n_heads=2", "model.d_ff=8",
+                                           "training.steps=30", "output.measures=circuit")),)
+        common = dict(source="a test", published_setting="tiny", published="p", here="tiny", arms=arms,
+                      comparisons=())
+        a = Claim(name="a", measure="nanda_frequencies", verdict=claims._few_keys("t", 8, 0.8), **common)
+        b = Claim(name="b", measure="nanda_ablation", verdict=claims._ablation_rule("t"), runs_of="a", **common)
+        with mock.patch.dict(claims.CLAIMS, {"a": a, "b": b}):
+            rows = run_claims(["a", "b"], tmp, workers=1, log=quiet)
+        self.assertFalse((tmp / "b").exists(), "b reads a's runs")
+        keys, ablation = rows[0]["results"]["t"]["details"], rows[1]["results"]["t"]["details"]
+        self.assertEqual([d["keys"] for d in keys], [d["keys"] for d in ablation])
+        self.assertEqual(rows[0]["results"]["t"]["values"], [float(len(d["keys"])) for d in keys])
+        for d in ablation:  # with every frequency kept, the neurons lose only the terms mixing two
+            self.assertAlmostEqual(d["chance"], float(np.log(7)))
+            self.assertTrue(all(0 <= d[k] < 100 for k in ("loss", "kept", "removed")))
 
 
 class Registry(unittest.TestCase):
