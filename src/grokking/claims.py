@@ -115,7 +115,7 @@ def _neurons_and_keys(run_dir):
     run = open_run(run_dir)
     params = run.params()
     keys = key_frequencies(frequency_norms(run.embedding(params)))
-    name = f"blocks.{run.model.n_layers - 1}.mlp.hook_post"
+    name = [n for n in run.model.activation_names if n.endswith("mlp.hook_post")][-1]  # the last hidden layer
     acts = run.run_with_cache(params, names=[name])[1][name][:, -1]
     return run, params, keys, name, acts - acts.mean(axis=0)
 

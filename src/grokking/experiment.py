@@ -58,7 +58,9 @@ def build_model(config: Config, n_tokens: int, n_classes: int):
     return MODELS[config.model.type](config.model, n_tokens, n_classes)
 
 
-def build_optimizer(config: Config, params):
+def build_optimizer(config: Config, params, embeddings=None):
+    """The optimizer of ``config`` over ``params``; Muon leaves the model's ``embeddings``
+    (``models.Model.embeddings``) to AdamW."""
     o = config.optimizer
     to_init = o.decay_toward == "init"
     if o.name == "sgd":
@@ -66,7 +68,7 @@ def build_optimizer(config: Config, params):
     if o.name == "muon":
         return Muon(params, o.lr, muon_lr=o.muon_lr, momentum=o.muon_momentum, weight_decay=o.weight_decay,
                     onehot_input=config.model.type == "mlp" and config.model.input != "embedding",
-                    beta1=o.beta1, beta2=o.beta2, eps=o.eps, decoupled=True, decay_to_init=to_init)
+                    embeddings=embeddings, beta1=o.beta1, beta2=o.beta2, eps=o.eps, decoupled=True, decay_to_init=to_init)
     return Adam(params, beta1=o.beta1, beta2=o.beta2, eps=o.eps, weight_decay=o.weight_decay,
                 decoupled=o.name == "adamw", decay_to_init=to_init)
 
@@ -275,7 +277,7 @@ class _Run:
                                                      np.random.default_rng(streams.split))
         self.model = build_model(config, self.table.n_tokens, self.table.n_classes)
         self.params = flatten(self.model.init_params(np.random.default_rng(streams.init)))  # cheap updates
-        self.optimizer = build_optimizer(config, self.params)
+        self.optimizer = build_optimizer(config, self.params, self.model.embeddings)
         self.transforms = Transforms(config, streams.noise)
         self.lr_factor = lr_factor(config)
         # What changes the weights after each update: noise, then Omnigrok's constant norm.

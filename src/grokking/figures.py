@@ -432,7 +432,7 @@ def neurons_by_frequency(run_dir: Path, out: Path) -> Path:
     from .runs import open_run
 
     run = open_run(run_dir)
-    name = f"blocks.{run.model.n_layers - 1}.mlp.hook_post"
+    name = [n for n in run.model.activation_names if n.endswith("mlp.hook_post")][-1]  # the last hidden layer
     acts = run.run_with_cache(names=[name])[1][name]
     acts = acts[:, -1] if acts.ndim == 3 else acts
     acts = acts - acts.mean(axis=0)
