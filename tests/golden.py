@@ -65,6 +65,8 @@ RUNS = {
                                                             "optimizer.name=muon", "task.p=47"]),
     "transformer_measures": ("fig1_div_transformer", ["training.steps=10", "output.measures=all",
                                                       "model.n_layers=1"]),
+    # Nanda et al.'s switches: no LayerNorm, "x y =", their initialization, the loss in float64, full batch
+    "transformer_nanda": ("nanda_mod_add", ["training.steps=12", "task.p=31", "output.measures=all"]),
 }
 
 

@@ -157,6 +157,38 @@ class LogitMeasures(unittest.TestCase):
         self.assertLess(float(rows[0]["weight_distance"]), float(rows[-1]["weight_distance"]))
 
 
+class Neurons(unittest.TestCase):
+    def test_neurons_by_frequency_read_from_the_activations(self):
+        # Three neurons over the table at "=": two at frequency 3 (the embedding's key frequency),
+        # one at 4; their variances 1, 1 and 4 (amplitudes 1, 1, 2 over cos(w a) cos(w b) terms).
+        p = 11
+        table = build_table("x+y", p)
+        w = 2 * np.pi / p
+        a, b = table.x, table.y
+        post = np.stack([np.cos(w * 3 * a) * np.cos(w * 3 * b), np.sin(w * 3 * (a + b)),
+                         2 * np.cos(w * 4 * a) * np.sin(w * 4 * b)], axis=1) + 0.5
+        calls = []
+
+        class Model:
+            activation_names = ("blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post")
+
+            def run_with_cache(self, params, x, y, hooks=None, names=None):
+                calls.append(list(names))
+                return None, {"blocks.0.mlp.hook_post": post[:, None, :].repeat(3, axis=1)}  # (rows, seq, d)
+
+            def operand_embedding(self, params):
+                angle = w * 3 * np.arange(p)
+                return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+        ctx = measures.Context(Model(), {}, table, np.arange(0, p * p, 2), TaskConfig(operation="x+y", p=p))
+        row = measures.neurons(ctx)
+        variance = ((post - post.mean(axis=0)) ** 2).sum(axis=0)
+        self.assertAlmostEqual(row["neuron_key_share"], (variance[0] + variance[1]) / variance.sum(), places=12)
+        self.assertAlmostEqual(row["neuron_top_share"], 1.0, places=12)
+        measures.neurons(ctx)
+        self.assertEqual(calls, [["blocks.0.mlp.hook_post"]], "computed once per evaluation")
+
+
 class Selection(unittest.TestCase):
     def test_names_all_and_refusals(self):
         s5, add, div = TaskConfig(operation="x.y"), TaskConfig(operation="x+y"), TaskConfig(operation="x/y")

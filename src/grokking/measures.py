@@ -50,6 +50,15 @@ class Context:
     def train_logits(self) -> np.ndarray:
         return self.logits[self.train_idx]
 
+    def activations(self, *names: str) -> dict[str, np.ndarray]:
+        """The model's named activations (``Model.run_with_cache``) over the whole table, computed
+        once per evaluation for the names asked so far and shared by the measures that read them."""
+        cache = self.__dict__.setdefault("_activations", {})
+        missing = [n for n in names if n not in cache]
+        if missing:
+            cache.update(self.model.run_with_cache(self.params, self.table.x, self.table.y, names=missing)[1])
+        return {n: cache[n] for n in names}
+
     @cached_property
     def train_labels(self) -> np.ndarray:
         return self.table.labels[self.train_idx]
@@ -100,6 +109,24 @@ def circuit_losses(ctx: Context) -> dict:
     return {"restricted_loss": float(s["counts"] @ per_u / len(s["u_train"])),
             "excluded_loss": analysis.cross_entropy(excluded, ctx.train_labels, overwrite=True),
             "n_key_frequencies": len(keys)}
+
+
+def neurons(ctx: Context) -> dict:
+    """Nanda et al.'s neurons by frequency, read from the activations: the last hidden layer (at
+    the answer, over the whole table) centered; the share of its variance at the embedding's key
+    frequencies, and the mean over neurons of the share at each one's strongest frequency."""
+    name = [n for n in ctx.model.activation_names if n.endswith("mlp.hook_post")][-1]
+    acts = ctx.activations(name)[name]
+    acts = np.asarray(acts[:, -1] if acts.ndim == 3 else acts, dtype=np.float64)
+    acts = acts - acts.mean(axis=0)
+    variance = (acts ** 2).sum(axis=0)
+    if variance.sum() <= 0:
+        return {"neuron_key_share": 0.0, "neuron_top_share": 0.0}
+    shares = analysis.frequency_shares_2d(acts)
+    keys = ctx.key_frequencies[:analysis.MAX_KEYS]
+    live = variance > 0
+    return {"neuron_key_share": float((shares[:, keys - 1].sum(axis=1) * variance).sum() / variance.sum()),
+            "neuron_top_share": float(shares[live].max(axis=1).mean())}
 
 
 def norms(ctx: Context) -> dict:
@@ -173,6 +200,9 @@ MEASURES = {
                                 "Gini coefficient, the number carrying 90% (fourier_n90)", _modular),
     "circuit": Measure(circuit_losses, "restricted and excluded loss on the training split "
                                        "(Nanda et al. 2023)", _additive),
+    "neurons": Measure(neurons, "share of the last hidden layer's variance at the key frequencies, and "
+                                "at each neuron's strongest (Nanda et al. 2023); reads the activations",
+                       _additive),
     "norms": Measure(norms, "L2 norm of each parameter tensor"),
     "movement": Measure(movement, "distance of the weights from their initialization, absolute and "
                                   "relative, and each tensor's relative distance (moved_<name>)"),
