@@ -180,7 +180,7 @@ class Force(unittest.TestCase):
         # Every output a run has, on: a new one must be turned on here, so that --force is shown to
         # clear what it writes.
         self.assertEqual([f.name for f in dataclasses.fields(OutputConfig)],
-                         ["curves", "progress", "checkpoint_interval", "loggers", "measures"])
+                         ["curves", "progress", "checkpoint_interval", "loggers", "snapshots", "measures"])
         trackers = [name for name, (module, _) in loggers.EXTRAS.items() if importlib.util.find_spec(module)]
         if "wandb" in trackers:
             import wandb
@@ -189,7 +189,7 @@ class Force(unittest.TestCase):
         tmp = temp_dir(self)
         out = tmp / "run"
         config = tiny_config("output.curves=true", "output.checkpoint_interval=10", "output.measures=all",
-                             f"output.loggers={','.join(trackers)}")
+                             "output.snapshots=log:3", f"output.loggers={','.join(trackers)}")
         with mock.patch.dict("os.environ", {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp)}), \
                 contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             run_experiment(config, out, log=quiet)
@@ -198,7 +198,7 @@ class Force(unittest.TestCase):
             self.assertEqual(make_report_main([str(out)]), 0)
         (out / ".metrics.csv.killed.tmp").write_text("")  # what a kill mid-write leaves
         written = {path.name for path in out.iterdir()}
-        self.assertLessEqual({MEASURES_CSV, "curves.png", "figures", "report.html", *trackers}, written)
+        self.assertLessEqual({MEASURES_CSV, "curves.png", "figures", "report.html", "snapshots", *trackers}, written)
         artifacts.prepare_out_dir(out, force=True)
         self.assertEqual(sorted(path.name for path in out.iterdir()), [])
 
