@@ -118,13 +118,15 @@ def neurons(ctx: Context) -> dict:
     name = [n for n in ctx.model.activation_names if n.endswith("mlp.hook_post")][-1]
     acts = ctx.activations(name)[name]
     acts = np.asarray(acts[:, -1] if acts.ndim == 3 else acts, dtype=np.float64)
+    if not np.isfinite(acts).all():  # a diverged run: no shares to speak of
+        return {"neuron_key_share": float("nan"), "neuron_top_share": float("nan")}
     acts = acts - acts.mean(axis=0)
     variance = (acts ** 2).sum(axis=0)
-    if variance.sum() <= 0:
+    live = variance > 0
+    if not live.any():  # every neuron constant (dead) over the table
         return {"neuron_key_share": 0.0, "neuron_top_share": 0.0}
     shares = analysis.frequency_shares_2d(acts)
     keys = ctx.key_frequencies[:analysis.MAX_KEYS]
-    live = variance > 0
     return {"neuron_key_share": float((shares[:, keys - 1].sum(axis=1) * variance).sum() / variance.sum()),
             "neuron_top_share": float(shares[live].max(axis=1).mean())}
 
