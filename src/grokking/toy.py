@@ -33,6 +33,7 @@ import numpy as np
 
 from . import layers
 from .optimizer import Adam
+from .parallel import engine_threads
 
 P = 10
 OUTPUT_DIM = 30
@@ -136,6 +137,14 @@ def run(eta_dec: float, weight_decay: float, *, seed: int = SEED, steps: int = S
     step with accuracy >= threshold, steps - 1 when never), per step 'loss_train', 'loss_test'
     (before the update), 'acc_train' (after it) and 'acc_test' (before it), and the final params.
     ``params`` (copied) replaces their initial weights."""
+    # One BLAS thread: a run's last bits, and so near a threshold its steps, depend on how many
+    # (eta_dec = 0.01 reaches train 0.9 at step 245 on one, 246 on two), and these matrices are
+    # too small to gain from more.
+    with engine_threads(1):
+        return _run(eta_dec, weight_decay, seed, steps, dtype, eta_reprs, params, threshold)
+
+
+def _run(eta_dec, weight_decay, seed, steps, dtype, eta_reprs, params, threshold) -> dict:
     data = make_data(seed)
     rng, pairs, train, test = data["rng"], data["pairs"], data["train"], data["test"]
     templates = data["templates"].astype(dtype)
@@ -195,23 +204,37 @@ def project_phase(result: dict) -> str:
                     gap=GAP)["phase"]
 
 
+def cell(eta_dec: float, weight_decay: float, steps: int = STEPS, seed: int = SEED, dtype="float32") -> dict:
+    """One cell of a grid: its steps, both phases, and its seconds."""
+    start = time.perf_counter()
+    r = run(eta_dec, weight_decay, seed=seed, steps=steps, dtype=dtype)
+    return {"eta_dec": eta_dec, "weight_decay": weight_decay, "train_step": r["train_step"],
+            "test_step": r["test_step"], "phase": liu_phase(r["train_step"], r["test_step"], steps),
+            "project_phase": project_phase(r), "seconds": time.perf_counter() - start}
+
+
 def grid(eta_decs=ETA_DECS, weight_decays=WEIGHT_DECAYS, *, steps: int = STEPS, seed: int = SEED,
-         dtype="float32", log=None) -> list[dict]:
-    """Fig. 5b's grid, a run per (eta_dec, weight_decay), weight decay outermost as their files are
-    read: each cell's steps and both phases."""
-    cells = []
-    for wd in weight_decays:
-        for eta in eta_decs:
-            start = time.perf_counter()
-            r = run(eta, wd, seed=seed, steps=steps, dtype=dtype)
-            cell = {"eta_dec": eta, "weight_decay": wd, "train_step": r["train_step"], "test_step": r["test_step"],
-                    "phase": liu_phase(r["train_step"], r["test_step"], steps),
-                    "project_phase": project_phase(r), "seconds": time.perf_counter() - start}
-            cells.append(cell)
-            if log:
-                log(f"eta_dec={eta:.3g} wd={wd:g}: train {cell['train_step']} test {cell['test_step']} "
-                    f"{cell['phase']} ({cell['seconds']:.1f} s)")
-    return cells
+         dtype="float32", workers: int = 1) -> list[dict]:
+    """Fig. 5b's grid, a ``cell`` per (eta_dec, weight_decay), weight decay outermost as their
+    notebook reads their files; ``workers`` processes (each run is single-threaded arithmetic)."""
+    args = [(eta, wd, steps, seed, dtype) for wd in weight_decays for eta in eta_decs]
+    if workers <= 1:
+        return [cell(*a) for a in args]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(cell, *zip(*args)))
+
+
+def read_steps(path) -> list[dict]:
+    """Per-cell steps from a CSV with columns eta_dec, weight_decay, train_step, test_step ('#'
+    lines are comments), such as benchmarks/data/liu2022_fig5b_steps.csv, their published ones."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return [{"eta_dec": float(r["eta_dec"]), "weight_decay": float(r["weight_decay"]),
+                 "train_step": int(r["train_step"]), "test_step": int(r["test_step"])} for r in rows]
 
 
 def main(argv=None) -> int:
