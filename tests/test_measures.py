@@ -185,6 +185,7 @@ class Neurons(unittest.TestCase):
         variance = ((post - post.mean(axis=0)) ** 2).sum(axis=0)
         self.assertAlmostEqual(row["neuron_key_share"], (variance[0] + variance[1]) / variance.sum(), places=12)
         self.assertAlmostEqual(row["neuron_top_share"], 1.0, places=12)
+        self.assertEqual(row["neuron_n_freqs"], 2)  # frequencies 3 and 4
         measures.neurons(ctx)
         self.assertEqual(calls, [["blocks.0.mlp.hook_post"]], "computed once per evaluation")
 

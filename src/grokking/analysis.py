@@ -108,15 +108,32 @@ def frequency_shares_2d(values: np.ndarray) -> np.ndarray:
     return shares.T
 
 
-def keep_frequencies_2d(values: np.ndarray, keys, keep: bool = True) -> np.ndarray:
+def dominant_frequencies(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's (neuron's) strongest frequency in ``frequency_shares_2d`` (1-based; 0 for a
+    column that does not vary) and the share of its variance there: Nanda et al.'s clusters."""
+    shares = frequency_shares_2d(values)
+    varies = np.ptp(values, axis=0) > 0  # not the shares: rounding gives a constant's FFT some power
+    top = np.argmax(shares, axis=1)
+    share = np.where(varies, shares[np.arange(len(shares)), top], 0.0)
+    return np.where(varies, top + 1, 0), share
+
+
+def keep_frequencies_2d(values: np.ndarray, keys, keep: bool = True, cross: bool = False) -> np.ndarray:
     """``values`` (p * p rows over the pairs (a, b), a-major; any columns) with only the components
     of ``frequency_shares_2d`` at the frequencies ``keys`` and the mean (keep=True), or with those
-    components removed (keep=False): Nanda et al.'s ablation of the key frequencies in the neurons."""
+    components removed (keep=False): Nanda et al.'s ablation of the key frequencies in the neurons.
+
+    A frequency k's components are (k, 0), (0, k) and (k, k): the terms of a alone, of b alone, and
+    their products at the same k. ``cross`` adds the products of two different key frequencies
+    (k, k'), so that the kept components are all (a, b) with a and b among 0 and ``keys``: keeping
+    every frequency is then the identity, which it is not without them (a ReLU's products of
+    different frequencies go)."""
     p = int(round(np.sqrt(len(values))))
     f = np.fft.fft2(np.asarray(values, dtype=np.float64).reshape(p, p, -1), axes=(0, 1))
     mask = np.zeros((p, p), dtype=bool)
-    for k in keys:
-        idx = np.unique([0, k, p - k])
+    keys = list(keys)
+    for group in ([keys] if cross else [[k] for k in keys]):
+        idx = np.unique([0, *group, *(p - k for k in group)])  # exponentials spanning 1, cos, sin
         mask[np.ix_(idx, idx)] = True
     mask[0, 0] = keep  # the mean stays either way
     kept = np.where(mask[:, :, None] if keep else ~mask[:, :, None], f, 0)

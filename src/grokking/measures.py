@@ -114,21 +114,24 @@ def circuit_losses(ctx: Context) -> dict:
 def neurons(ctx: Context) -> dict:
     """Nanda et al.'s neurons by frequency, read from the activations: the last hidden layer (at
     the answer, over the whole table) centered; the share of its variance at the embedding's key
-    frequencies, and the mean over neurons of the share at each one's strongest frequency."""
+    frequencies, the mean over neurons of the share at each one's strongest frequency, and how many
+    distinct strongest frequencies the neurons have."""
     name = [n for n in ctx.model.activation_names if n.endswith("mlp.hook_post")][-1]
     acts = ctx.activations(name)[name]
     acts = np.asarray(acts[:, -1] if acts.ndim == 3 else acts, dtype=np.float64)
     if not np.isfinite(acts).all():  # a diverged run: no shares to speak of
-        return {"neuron_key_share": float("nan"), "neuron_top_share": float("nan")}
+        return {"neuron_key_share": float("nan"), "neuron_top_share": float("nan"), "neuron_n_freqs": 0}
     acts = acts - acts.mean(axis=0)
     variance = (acts ** 2).sum(axis=0)
     live = variance > 0
     if not live.any():  # every neuron constant (dead) over the table
-        return {"neuron_key_share": 0.0, "neuron_top_share": 0.0}
+        return {"neuron_key_share": 0.0, "neuron_top_share": 0.0, "neuron_n_freqs": 0}
     shares = analysis.frequency_shares_2d(acts)
     keys = ctx.key_frequencies[:analysis.MAX_KEYS]
     return {"neuron_key_share": float((shares[:, keys - 1].sum(axis=1) * variance).sum() / variance.sum()),
-            "neuron_top_share": float(shares[live].max(axis=1).mean())}
+            "neuron_top_share": float(shares[live].max(axis=1).mean()),
+            # how many clusters: the distinct strongest frequencies of the neurons that vary
+            "neuron_n_freqs": len(np.unique(np.argmax(shares[live], axis=1)))}
 
 
 def norms(ctx: Context) -> dict:
@@ -202,8 +205,9 @@ MEASURES = {
                                 "Gini coefficient, the number carrying 90% (fourier_n90)", _modular),
     "circuit": Measure(circuit_losses, "restricted and excluded loss on the training split "
                                        "(Nanda et al. 2023)", _additive),
-    "neurons": Measure(neurons, "share of the last hidden layer's variance at the key frequencies, and "
-                                "at each neuron's strongest (Nanda et al. 2023); reads the activations",
+    "neurons": Measure(neurons, "share of the last hidden layer's variance at the key frequencies, at "
+                                "each neuron's strongest, and the number of those (Nanda et al. 2023); "
+                                "reads the activations",
                        _additive),
     "norms": Measure(norms, "L2 norm of each parameter tensor"),
     "movement": Measure(movement, "distance of the weights from their initialization, absolute and "
