@@ -20,7 +20,7 @@ from grokking.engine import Batch, cross_entropy
 from grokking.experiment import build_model, build_optimizer, run_experiment
 from grokking.models import MODELS
 from grokking.parallel import engine_threads
-from grokking.tasks import build_table
+from grokking.tasks import build as build_task
 
 from helpers import ROOT, assert_same_run, numerical_grads, quiet, temp_dir, tiny_config
 
@@ -41,6 +41,8 @@ def tearDownModule():
 
 # Small enough for finite differences over every parameter; fields a model does not read are ignored.
 SMALL = ["model.d_embed=4", "model.d_hidden=6", "model.d_model=4", "model.n_heads=2"]
+# 16 ReLU units: with 6 (SMALL) some rows of 6 bits find every unit dead, and their two logits tie.
+_PARITY = ["task.family=parity", "task.bits=6", "task.k=2", "task.samples=200", "model.d_hidden=16"]
 VARIANTS = {
     "mlp": [["model.n_layers=2"], ["model.n_layers=2", "model.activation=tanh"],
             ["model.n_layers=2", "model.activation=quadratic"],
@@ -53,6 +55,10 @@ VARIANTS = {
                     ["model.normalization=none", "model.sequence=x y =", "model.positional=learned",
                      "model.d_ff=12", "model.init=nanda", "model.loss_dtype=float64"],
                     ["model.n_layers=2", "model.sequence=x y =", "model.dropout=0.3"]],
+    # The families of vectors it reads: +-1 bits, one-hot sums, and (digits' real inputs) the MSE loss.
+    "dense": [[*_PARITY, "model.n_layers=2"], [*_PARITY, "model.activation=tanh", "model.loss=mse"],
+              ["task.family=sum", "task.p=5", "task.k=3", "model.activation=quadratic", "model.init=uniform"],
+              [*_PARITY, "model.loss=stablemax", "model.loss_dtype=float64"]],
 }
 
 
@@ -65,7 +71,7 @@ def variants():
 
 def build(overrides, *extra):
     config = tiny_config(*overrides, *extra)
-    table = build_table(config.task.operation, config.task.p, config.task.n)
+    table = build_task(config.task)
     return config, table, build_model(config, table.n_tokens, table.n_classes)
 
 

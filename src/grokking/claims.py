@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -154,6 +155,42 @@ def _nanda_ablation(run_dir, budget):
                          "chance": float(np.log(t.n_classes))}
 
 
+def _hidden_progress(run_dir, budget):
+    """Merrill et al.'s plateau in a sparse parity run (measures ``parity_bits`` and ``movement``):
+    it begins where the training split is fitted (train accuracy 0.99) and ends at the last
+    evaluation before validation accuracy first reaches 0.6. Details: how the relevant bits'
+    weight ratio (relevant_ratio) and the distance from initialization (weight_distance) changed over
+    it, and the share of its evaluation intervals in which the distance grew. The value is the step
+    validation first reaches 0.99 (censored at the budget)."""
+    m, c = _metrics(run_dir), _metrics(run_dir, "measures.csv")
+    at = {s: i for i, s in enumerate(c["step"])}
+    fit, solved = first_step(m, "train_acc", 0.99), first_step(m, "val_acc", 0.99)
+    rises = first_step(m, "val_acc", 0.6)
+    details = {"fit": fit, "solved": solved}
+    if fit is not None and rises is not None and rises > fit:
+        plateau = [s for s in c["step"] if fit <= s < rises]
+        distance, ratio = c["weight_distance"], c["relevant_ratio"]
+        grew = [distance[at[b]] > distance[at[a]] for a, b in zip(plateau, plateau[1:])]
+        details.update(plateau=[plateau[0], plateau[-1]], ratio=[ratio[at[plateau[0]]], ratio[at[plateau[-1]]]],
+                       distance=[distance[at[plateau[0]]], distance[at[plateau[-1]]]],
+                       distance_grew=sum(grew) / len(grew) if grew else 0.0,
+                       val_acc_max=max(v for s, v in zip(m["step"], m["val_acc"]) if fit <= s < rises))
+    return (float(budget), True, details) if solved is None else (float(solved), False, details)
+
+
+def _norm_story(run_dir, budget):
+    """Omnigrok's story in one run: the step validation accuracy first reaches 0.9 (censored at the
+    budget), with the step training reaches 0.99 and the weight norm (metrics.csv) there, at the
+    validation step (or the end) and at its lowest."""
+    m = _metrics(run_dir)
+    norm = dict(zip(m["step"], m["weight_norm"]))
+    fit, val = first_step(m, "train_acc", 0.99), first_step(m, "val_acc", 0.9)
+    details = {"fit": fit, "val_90": val, "norm_at_fit": norm[fit] if fit is not None else None,
+               "norm_at_val_90": norm[val if val is not None else m["step"][-1]], "norm_start": m["weight_norm"][0],
+               "norm_min": min(m["weight_norm"]), "val_acc_best": max(m["val_acc"])}
+    return (float(budget), True, details) if val is None else (float(val), False, details)
+
+
 MEASURES = {
     "steps_to_val_95": ClaimMeasure("first step with validation accuracy >= 95%", _steps_to("val_acc", 0.95), "ratio"),
     "steps_to_val_99": ClaimMeasure("first step with validation accuracy >= 99%", _steps_to("val_acc", 0.99), "ratio"),
@@ -171,6 +208,10 @@ MEASURES = {
                                       "difference"),
     "nanda_ablation": ClaimMeasure("loss over the table with the neurons at their key frequencies only",
                                    _nanda_ablation, "difference"),
+    "hidden_progress": ClaimMeasure("first step with validation accuracy >= 99%, and what grew on the plateau "
+                                    "before it", _hidden_progress, "ratio"),
+    "steps_to_val_90_norm": ClaimMeasure("first step with validation accuracy >= 90%, and the weight norm on the "
+                                         "way", _norm_story, "ratio"),
 }
 
 
@@ -530,6 +571,50 @@ def _ablation_rule(arm, factor=2.0, slack=0.05):
     return rule
 
 
+def _hidden_progress_rule(arm, ratio_growth=1.2, steady=0.9):
+    """Every seed fits first, then sits on a plateau (validation below 0.6) at least as long as the
+    fitting took, and is solved (validation 0.99) within the budget; over the plateau the distance
+    from initialization grows in at least ``steady`` of the evaluation intervals and the relevant
+    bits' weight ratio ends at least ``ratio_growth`` times where it began."""
+    def rule(results):
+        details, ok = results[arm]["details"], []
+        for d in details:
+            ok.append("plateau" in d and d["solved"] is not None and d["plateau"][1] - d["fit"] >= d["fit"]
+                      and d["distance_grew"] >= steady and d["ratio"][1] >= ratio_growth * d["ratio"][0])
+        why = "; ".join(
+            f"fits at {d['fit']}, plateau to {d['plateau'][1]}, solved at {d['solved']}; distance "
+            f"{d['distance'][0]:.2f} -> {d['distance'][1]:.2f} (grew in {d['distance_grew']:.0%} of intervals), "
+            f"relevant/other weight {d['ratio'][0]:.2f} -> {d['ratio'][1]:.2f}" if "plateau" in d else
+            f"no plateau (fit {d['fit']}, solved {d['solved']})" for d in details)
+        return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), \
+            f"{sum(ok)} of {len(ok)} seeds: {why}"
+    return rule
+
+
+def _norm_story_rule(large, no_decay, small, delay=3.0, fall=0.8):
+    """Every seed of ``large`` reaches validation 0.9 at least ``delay`` times later than it fits
+    the training split, with the weight norm by then below ``fall`` times its value at the fit;
+    no seed of ``no_decay`` reaches 0.9 and its norm never falls below ``fall`` times its value at
+    its fit; every seed of ``small`` reaches 0.9 sooner than every seed of ``large``."""
+    def rule(results):
+        ld, nd, sd = (results[a]["details"] for a in (large, no_decay, small))
+        delayed = [d["val_90"] is not None and d["fit"] is not None and d["val_90"] >= delay * d["fit"]
+                   and d["norm_at_val_90"] <= fall * d["norm_at_fit"] for d in ld]
+        never = [d["val_90"] is None and d["fit"] is not None and d["norm_min"] > fall * d["norm_at_fit"] for d in nd]
+        sooner = max((d["val_90"] or math.inf) for d in sd) < min((d["val_90"] or math.inf) for d in ld)
+        def each(details, key, fmt="{}"):
+            return ", ".join("never" if d[key] is None else fmt.format(d[key]) for d in details)
+
+        why = (f"{large}: fits at {each(ld, 'fit')}, validation 0.9 at {each(ld, 'val_90')}, weight norm at the "
+               f"fit {each(ld, 'norm_at_fit', '{:.0f}')} and then {each(ld, 'norm_at_val_90', '{:.0f}')}; "
+               f"{no_decay}: best validation {each(nd, 'val_acc_best', '{:.2f}')}, lowest norm "
+               f"{each(nd, 'norm_min', '{:.0f}')} against {each(nd, 'norm_at_fit', '{:.0f}')} at the fit; "
+               f"{small}: validation 0.9 at {each(sd, 'val_90')}")
+        parts = [all(delayed), all(never), sooner]
+        return ("reproduced" if all(parts) else "partly reproduced" if any(parts) else "not reproduced"), why
+    return rule
+
+
 # -- the claims --------------------------------------------------------------------------------
 
 # Nanda et al.'s setting (the nanda_mod_add preset) with the budget scaled from their 40k steps to
@@ -781,4 +866,38 @@ CLAIMS = {c.name: c for c in [
         comparisons=(),
         verdict=_ablation_rule("nanda"),
         runs_of="nanda_phases"),
+    Claim(
+        name="merrill_sparse_parity",
+        source="Merrill, Tsilivis, Shukla 2023; Barak et al. 2022",
+        published_setting="parity of 3 of 40 bits, 1,000 training samples, one hidden ReLU layer, SGD batch 32, "
+                          "weight decay 0.01",
+        published="after fitting the training samples the network sits on a long plateau of chance validation "
+                  "accuracy, then solves the task; through the plateau the weights keep moving from their "
+                  "initialization and the weight on the relevant bits grows against the others (hidden progress)",
+        measure="hidden_progress",
+        here="sparse_parity (width 1,000, SGD lr 0.1, 1,000 held-out samples), 20,000 steps; plateau: from train "
+             "accuracy 0.99 to the last evaluation before validation 0.6; relevant/other weight: the RMS of W1's "
+             "rows of the 3 relevant bits over that of the other 37 (parity_bits)",
+        arms=(Arm("parity", "sparse_parity"),),
+        comparisons=(),
+        verdict=_hidden_progress_rule("parity"),
+        minutes=1.0),
+    Claim(
+        name="omnigrok_digits",
+        source="Liu, Michaud, Tegmark 2023 (Omnigrok), Sec. 4 (MNIST)",
+        published_setting="MNIST, 1,000 training images, a 3-layer 200-wide ReLU MLP, MSE, AdamW lr 1e-3, weight "
+                          "decay 0.01, batch 200, initialization scaled by 8",
+        published="with a large initialization the network fits the training images long before it "
+                  "generalizes, and it generalizes as the weight norm falls; without weight decay the norm "
+                  "stays large and it does not generalize; at the standard scale it generalizes at once",
+        measure="steps_to_val_90_norm",
+        here="digits_omnigrok: scikit-learn's 8x8 digits (1,000 / 797 images, no download), 64-200-200-10, "
+             "weight decay 0.1 (their 0.01 needs ~100,000 steps here), 20,000 steps; against the same without "
+             "weight decay and with the initialization at scale 1",
+        arms=(Arm("large_init", "digits_omnigrok"),
+              Arm("large_init_no_decay", "digits_omnigrok", ("optimizer.weight_decay=0",)),
+              Arm("standard_init", "digits_omnigrok", ("model.init_scale=1",))),
+        comparisons=(("large_init", "standard_init"),),
+        verdict=_norm_story_rule("large_init", "large_init_no_decay", "standard_init"),
+        minutes=3.0),
 ]}

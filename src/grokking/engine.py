@@ -97,7 +97,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float |
     return loss_sum, correct, logits
 
 
-LOSSES = ("softmax", "stablemax")
+LOSSES = ("softmax", "stablemax", "mse")
 LOSS_DTYPES = ("", "float32", "float64")  # "": the model's dtype
 
 
@@ -122,6 +122,9 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = 
 
     StableMax: p_j = s(z_j) / sum_k s(z_k), loss -log p_y, and d loss / d z_j = (p_j - [j = y]) s'(z_j)
     / s(z_j), where s'/s = 1 / (1 + |z|) on both branches.
+
+    MSE (Omnigrok, Liu et al. 2022): a row's loss is the mean over classes of (z_j - [j = y])^2, as
+    PyTorch's MSELoss averages over every entry, so d loss / d z_j = 2 (z_j - [j = y]) / n_classes.
     """
     n = len(labels)
     rows = np.arange(n)
@@ -135,6 +138,11 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray, scale: float | None = 
         loss_sum = float(np.sum(np.log(total) - answer))
         grad = e / total[:, None]
         grad[rows, labels] -= 1
+    elif loss == "mse":
+        grad = z
+        grad[rows, labels] -= 1
+        loss_sum = float(np.sum(grad * grad)) / z.shape[1]
+        grad *= 2 / z.shape[1]
     elif loss == "stablemax":
         s = stablemax(z)
         p = s / s.sum(axis=1, keepdims=True)

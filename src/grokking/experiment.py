@@ -26,11 +26,11 @@ from .config import Config, validate
 from .errors import DISK_FULL, ConfigError, WriteFailed
 from .engine import Batch
 from .model import engine_threads, weight_norm
-from .measures import MEASURES_CSV, Context, parse_measures
+from .measures import MEASURES, MEASURES_CSV, Context, parse_measures
 from .measures import evaluate as evaluate_measures
 from .models import MODELS
 from .optimizer import SGD, Adam, Muon, flatten, learning_rate
-from .tasks import build_table, split_indices
+from .tasks import build as build_task, split_indices
 from .transforms import ConstantNorm, Transforms, WeightNoise, lr_factor, step_rng
 
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "weight_norm")
@@ -271,7 +271,7 @@ class _Run:
     def __init__(self, config: Config, out: Path, name: str):
         t, tr = config.task, config.training
         self.config, self.out, self.name = config, out, name
-        self.table = build_table(t.operation, t.p, t.n)
+        self.table = build_task(t)
         self.streams = streams = init_streams(tr.seed)
         self.train_idx, self.val_idx = split_indices(len(self.table), t.train_fraction,
                                                      np.random.default_rng(streams.split))
@@ -291,7 +291,8 @@ class _Run:
             BatchOrder(self.train_idx, tr.batch_size, np.random.default_rng(streams.batch))
         self.measures = parse_measures(config.output.measures, t)
         # Where the run started, for the measures that read it (the same on resume: drawn from the seed).
-        self.initial = {k: v.copy() for k, v in self.params.items()} if "movement" in self.measures else None
+        self.initial = {k: v.copy() for k, v in self.params.items()} \
+            if any(MEASURES[m].initial for m in self.measures) else None
         self.static = {}  # what measures keep from one evaluation to the next
         self.schedule = eval_schedule(tr.steps, tr.eval_interval)
         self.snapshots = set(snapshot_steps(config.output.snapshots, tr.steps))
@@ -308,7 +309,7 @@ class _Run:
     def write_start(self) -> None:
         write_json(self.out / "config.json", {**self.config.to_dict(), "meta": versions()})
         write_json(self.out / "split.json", {
-            "rows": "row-major over (x, y); see grokking.tasks.build_table",
+            "rows": "the rows of grokking.tasks.build(task); a table's are row-major over (x, y)",
             "train": self.train_idx.tolist(), "val": self.val_idx.tolist()})
 
     def note_numerics(self, log) -> None:

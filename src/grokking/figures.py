@@ -31,24 +31,26 @@ seed and the training fraction. matplotlib is imported only when drawing.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import statistics
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from .analysis import key_frequency, principal_components
 from .artifacts import CHECKPOINT, MEASURES_CSV, write_atomic
 from .checkpoint import load_checkpoint
-from .config import config_from_dict
+from .config import TaskConfig, config_from_dict
 from .errors import ConfigError
 from .experiment import build_model
 from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
-from .tasks import build_table, is_permutation_op
+from .tasks import build as build_task, is_permutation_op, task_name
 
 FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures", "phases", "circuits")
 
@@ -172,9 +174,14 @@ def _accuracy_panel(ax, group: list[dict], title: str) -> None:
     ax.legend(loc="center left", fontsize=8)
 
 
+def _task_name(t: dict) -> str:
+    """A run's task (its config.json "task") in a few words (tasks.task_name)."""
+    return task_name(SimpleNamespace(**{**dataclasses.asdict(TaskConfig()), **t}))
+
+
 def _setting(run: dict) -> str:
     t = run["config"]["task"]
-    return f"{t['operation']}, {t['train_fraction']:.0%} of the table for training"
+    return f"{_task_name(t)}, {t['train_fraction']:.0%} of the table for training"
 
 
 def accuracy_curves(source, out: Path) -> Path:
@@ -285,8 +292,7 @@ def operand_embedding(run: dict) -> np.ndarray:
     answers (``operand_embedding``), the rows the Fourier measures read, whatever the model or its
     input."""
     config = config_from_dict(run["config"])
-    t = config.task
-    table = build_table(t.operation, t.p, t.n)
+    table = build_task(config.task)
     model = build_model(config, table.n_tokens, table.n_classes)
     params = load_checkpoint(run["dir"] / CHECKPOINT)[1]
     return np.asarray(model.operand_embedding(params), dtype=np.float64)
@@ -326,7 +332,7 @@ def embedding_pca(source, out: Path) -> Path:
             raise ConfigError(f"{str(run['dir'])!r} has no {CHECKPOINT} with the final parameters")
     if len(runs) == 1:
         fig, axes = _panels(1, 5.5, 5)
-        _embedding_panel(fig, axes[0], runs[0], f"Operand embeddings, {runs[0]['config']['task']['operation']}")
+        _embedding_panel(fig, axes[0], runs[0], f"Operand embeddings, {_task_name(runs[0]['config']['task'])}")
         return _save(fig, Path(out))
     groups = _groups(runs)
     fig, axes = _panels(len(groups), 4.6, 4.2)
@@ -499,7 +505,11 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
                 made.append(key_frequencies(source, out_dir / "key_frequencies.png"))
         elif name == "embeddings":
             missing = [r for r in runs if not (r["dir"] / CHECKPOINT).exists()]
-            if missing:
+            vectors = [r for r in runs if r["config"]["task"].get("family", "table") != "table"]
+            if vectors:
+                note(f"embeddings: skipped, task.family={vectors[0]['config']['task']['family']} has no operand "
+                     "embedding (its rows are input vectors)")
+            elif missing:
                 note(f"embeddings: skipped, {str(missing[0]['dir'])!r} has no {CHECKPOINT}")
             else:
                 made.append(embedding_pca(source, out_dir / "embeddings_pca.png"))

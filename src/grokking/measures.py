@@ -26,7 +26,7 @@ import numpy as np
 from . import analysis
 from .artifacts import MEASURES_CSV  # noqa: F401 (a run file's name; experiment imports it from here)
 from .errors import ConfigError
-from .tasks import is_permutation_op
+from .tasks import is_permutation_op, task_name
 
 
 class Context:
@@ -185,12 +185,38 @@ def softmax_collapse(ctx: Context) -> dict:
 
 
 def _modular(task) -> str | None:
-    return "it needs a modular task (operands in Z_p)" if is_permutation_op(task.operation) else None
+    if task.family != "table" or is_permutation_op(task.operation):
+        return "it needs a modular table (operands in Z_p)"
+    return None
 
 
 def _additive(task) -> str | None:
-    return None if task.operation in ("x+y", "x-y") else \
+    return None if task.family == "table" and task.operation in ("x+y", "x-y") else \
         "it needs x+y or x-y mod p, whose logits are functions of a + b or a - b"
+
+
+def _parity(task) -> str | None:
+    return None if task.family == "parity" else "it needs a sparse parity task (task.family=parity)"
+
+
+def parity_bits(ctx: Context) -> dict:
+    """Merrill et al. 2023's view of sparse parity: the first layer's weight on the k bits whose
+    parity is the label against the others, as the root mean square over those bits of their row
+    of W1 (the model's ``operand_embedding``: one row per input), and how far those rows have moved
+    from the run's initial weights (the same RMS of the difference). A plateau that hides progress
+    shows the relevant rows growing and moving while the accuracy stands still. In float64."""
+    w = np.asarray(ctx.model.operand_embedding(ctx.params), dtype=np.float64)
+    w0 = np.asarray(ctx.model.operand_embedding(ctx.initial), dtype=np.float64)
+    k = ctx.task.k
+
+    def rms(rows):
+        return float(np.sqrt(np.mean(np.sum(rows ** 2, axis=1)))) if len(rows) else 0.0
+
+    row = {"relevant_weight": rms(w[:k]), "irrelevant_weight": rms(w[k:]),
+           "relevant_moved": rms(w[:k] - w0[:k]), "irrelevant_moved": rms(w[k:] - w0[k:])}
+    row["relevant_ratio"] = row["relevant_weight"] / row["irrelevant_weight"] if row["irrelevant_weight"] else \
+        float("inf")
+    return row
 
 
 @dataclass(frozen=True)
@@ -198,6 +224,7 @@ class Measure:
     compute: Callable[[Context], dict]
     help: str
     applies: Callable[[object], str | None] = lambda task: None  # why not, or None when it applies
+    initial: bool = False  # reads the parameters the run started from (Context.initial)
 
 
 MEASURES = {
@@ -211,7 +238,10 @@ MEASURES = {
                        _additive),
     "norms": Measure(norms, "L2 norm of each parameter tensor"),
     "movement": Measure(movement, "distance of the weights from their initialization, absolute and "
-                                  "relative, and each tensor's relative distance (moved_<name>)"),
+                                  "relative, and each tensor's relative distance (moved_<name>)", initial=True),
+    "parity_bits": Measure(parity_bits, "sparse parity: RMS weight of the first layer's rows of the k relevant "
+                                        "bits and of the others, their ratio, and how far each has moved from "
+                                        "initialization (Merrill et al. 2023)", _parity, initial=True),
     "logit_scale": Measure(logit_scale, "RMS of the centered training logits, median answer margin"),
     "softmax_collapse": Measure(softmax_collapse, "share of training rows whose float32 loss, and "
                                                   "gradient, are exactly zero (Prieto et al. 2025)"),
@@ -230,7 +260,7 @@ def parse_measures(text: str, task) -> list[str]:
                               f"{', '.join(MEASURES)} (comma-separated), all, or leave it empty")
         why = MEASURES[name].applies(task)
         if why:
-            raise ConfigError(f"output.measures: {name!r} does not apply to {task.operation!r}: {why}")
+            raise ConfigError(f"output.measures: {name!r} does not apply to {task_name(task)!r}: {why}")
     return list(dict.fromkeys(names))
 
 

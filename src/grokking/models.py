@@ -86,6 +86,16 @@ def _transformer(m, n_tokens: int, n_classes: int) -> Model:
                        d_ff=m.d_ff, normalization=m.normalization, sequence=m.sequence)
 
 
+def _dense(m, n_inputs: int, n_classes: int) -> Model:
+    from .dense import DenseMLP
+
+    return DenseMLP(n_inputs, n_classes, d_hidden=m.d_hidden, n_layers=m.n_layers, activation=m.activation,
+                    init_scale=m.init_scale, dtype=m.dtype, init=m.init, loss=m.loss, loss_dtype=m.loss_dtype)
+
+
 # model.type -> a builder of a Model from the model config (config.ModelConfig), the number of
-# tokens and the number of classes.
-MODELS = {"mlp": _mlp, "transformer": _transformer}
+# tokens (or, for a model of vectors, the width of its input) and the number of classes.
+MODELS = {"mlp": _mlp, "transformer": _transformer, "dense": _dense}
+# The models that read input vectors (the task families whose tables are vectors); the others read
+# operand tokens.
+VECTOR_MODELS = {"dense"}

@@ -43,7 +43,7 @@ class Run:
     def __init__(self, path: Path):
         from .config import config_from_dict
         from .experiment import build_model
-        from .tasks import build_table
+        from .tasks import build as build_task
 
         self.path = path
         self.tree = self._json("config.json")
@@ -52,7 +52,7 @@ class Run:
         except ConfigError as err:
             raise RunNotReadable(f"{str(path / 'config.json')!r} is not a config this version reads: {err}") from None
         t = self.config.task
-        self.table = build_table(t.operation, t.p, t.n)
+        self.table = build_task(t)
         self.model = build_model(self.config, self.table.n_tokens, self.table.n_classes)
         split = self._json("split.json")
         self.train_idx, self.val_idx = np.asarray(split["train"]), np.asarray(split["val"])

@@ -1,10 +1,14 @@
-"""Algorithmic datasets: the complete table of a binary operation, and its train/validation split.
+"""Tasks: the data a run trains on, as one ``Table`` of rows, and its train/validation split.
 
-Every task is a table with one row per pair of operands (x, y). Rows are enumerated in row-major
-order over the operand domains (x outer, y inner), so a row index names the same equation in every
-run; the split saved with a run (split.json) refers to these indices.
+A task family is one entry of ``FAMILIES`` (``task.family``): a builder of the table from the task
+config, a check that says what is allowed, and what the rows are, operand tokens or input
+vectors. Adding a family is one builder, one entry, and its test against direct arithmetic
+(tests/test_tasks.py).
 
-Two families, from Power et al. (2021, App. A.1.1):
+``table`` (the default): the complete table of a binary operation, from Power et al. (2021, App.
+A.1.1), with one row per pair of operands (x, y). Rows are enumerated in row-major order over the
+operand domains (x outer, y inner), so a row index names the same equation in every run; the
+split saved with a run (split.json) refers to these indices. Two kinds of operation:
 
 * modular arithmetic, operands in 0..p-1 and answers in 0..p-1;
 * the symmetric group S_n, operands and answers are the n! permutations.
@@ -12,6 +16,20 @@ Two families, from Power et al. (2021, App. A.1.1):
 Permutation convention: a permutation is a tuple ``s`` with ``s[i]`` the image of ``i``, elements
 are numbered in lexicographic order (``itertools.permutations``), and composition applies the right
 operand first: ``(x.y)(i) = x[y[i]]``.
+
+Families whose rows are input vectors (``Table.vectors``), read by ``model.type=dense``:
+
+* ``sum``: x_1 + ... + x_k mod p over all p^k tuples (Doshi et al. 2024), each row the k operands'
+  one-hot vectors side by side (k * p inputs), in row-major order over the tuple;
+* ``parity``: sparse parity (Barak et al. 2022, Merrill et al. 2023): ``task.samples`` rows of
+  ``task.bits`` random bits, written as +-1, labelled by the parity of the first ``task.k`` of them
+  (which bits does not matter to a network that treats its inputs alike); drawn from
+  ``task.data_seed``, so the rows are a function of the task config, as a table's are;
+* ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images shipped inside the package, no
+  download; the ``digits`` extra), pixels scaled from 0..16 to 0..1, the Omnigrok setting (Liu et
+  al. 2023) on data a laptop has.
+
+For all, the split is drawn from the run's seed by ``split_indices``.
 """
 
 from __future__ import annotations
@@ -83,17 +101,25 @@ OPERATIONS = tuple(MODULAR_OPS) + PERMUTATION_OPS
 
 @dataclass(frozen=True)
 class Table:
-    """The complete table of one operation: operand tokens, answers and vocabulary sizes."""
+    """A task's rows: inputs, answers and sizes. For the binary operations, the complete table:
+    ``x`` and ``y`` are the operand tokens. For the families of vectors, ``x`` holds each row's
+    input vector, (rows, n_tokens) float32, and ``y`` zeros (no second operand), so that every
+    consumer of a table (the split, batches, evaluation, measures) indexes rows the same way."""
 
     operation: str
-    x: np.ndarray  # (rows,) operand token ids, int64
+    x: np.ndarray  # (rows,) operand token ids, int64; or (rows, n_tokens) input vectors
     y: np.ndarray
     labels: np.ndarray  # (rows,) answer ids in 0..n_classes-1
-    n_tokens: int  # size of the operand vocabulary
+    n_tokens: int  # size of the operand vocabulary, or the width of the input vectors
     n_classes: int  # size of the answer vocabulary
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def vectors(self) -> bool:
+        """Whether the rows are input vectors rather than operand tokens."""
+        return self.x.ndim == 2
 
 
 def is_permutation_op(operation: str) -> bool:
@@ -164,6 +190,119 @@ def build_table(operation: str, p: int = 97, n: int = 5) -> Table:
     ys = np.arange(1 if op.nonzero_y else 0, p, dtype=np.int64)
     x, y = (a.ravel() for a in np.meshgrid(np.arange(p, dtype=np.int64), ys, indexing="ij"))
     return Table(operation, x, y, op.fn(x, y, p).astype(np.int64), p, p)
+
+
+# -- the families of input vectors ---------------------------------------------------------------
+
+# Largest input matrix we agree to build (rows x width, float32: 200 MB).
+MAX_VECTOR_ENTRIES = 50_000_000
+
+
+def _too_large(rows: int, width: int, what: str) -> None:
+    if rows > MAX_TABLE_ROWS or rows * width > MAX_VECTOR_ENTRIES:
+        raise ConfigError(f"{what} gives {rows:,} rows of {width:,} inputs; at most {MAX_TABLE_ROWS:,} rows and "
+                          f"{MAX_VECTOR_ENTRIES:,} inputs in all")
+
+
+def _check_sum(task) -> None:
+    if not 2 <= task.k <= 8:
+        raise ConfigError(f"task.k: the sum takes 2 to 8 operands, got {task.k}")
+    if task.p < 2:
+        raise ConfigError(f"task.p: the modulus must be >= 2, got {task.p}")
+    _too_large(task.p ** task.k, task.k * task.p, f"task.family=sum with p={task.p}, k={task.k}")
+
+
+def _sum_table(task) -> Table:
+    p, k = task.p, task.k
+    operands = np.indices((p,) * k).reshape(k, -1).T  # row-major over the tuple: the last operand inner
+    x = np.zeros((len(operands), k * p), dtype=np.float32)
+    for i in range(k):
+        x[np.arange(len(operands)), i * p + operands[:, i]] = 1
+    labels = operands.sum(axis=1) % p
+    return Table(task_name(task), x, np.zeros(len(x), np.int64), labels.astype(np.int64), k * p, p)
+
+
+def _check_parity(task) -> None:
+    if task.bits < 1 or not 1 <= task.k <= task.bits:
+        raise ConfigError(f"task.k and task.bits: sparse parity needs 1 <= k <= bits, got k={task.k}, bits={task.bits}")
+    if task.samples < 2:
+        raise ConfigError(f"task.samples must be >= 2 (a training and a validation row), got {task.samples}")
+    if task.data_seed < 0:
+        raise ConfigError(f"task.data_seed must be >= 0, got {task.data_seed}")
+    _too_large(task.samples, task.bits, f"task.family=parity with samples={task.samples}, bits={task.bits}")
+
+
+def _parity_table(task) -> Table:
+    rng = np.random.default_rng(task.data_seed)
+    bits = rng.integers(0, 2, size=(task.samples, task.bits))
+    labels = bits[:, :task.k].sum(axis=1) % 2
+    x = (1 - 2 * bits).astype(np.float32)  # bit b as (-1)^b: the parity is the product of the first k
+    return Table(task_name(task), x, np.zeros(len(x), np.int64), labels.astype(np.int64),
+                 task.bits, 2)
+
+
+def _load_digits():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ConfigError("task.family=digits needs scikit-learn, which is not installed: "
+                          "pip install -e '.[digits]'") from None
+    return load_digits(return_X_y=True)
+
+
+def _check_digits(task) -> None:
+    _load_digits()
+
+
+def _digits_table(task) -> Table:
+    images, labels = _load_digits()
+    x = (images / 16).astype(np.float32)  # pixels 0..16; k/16 is exact in float32
+    return Table("digits", x, np.zeros(len(x), np.int64), labels.astype(np.int64), x.shape[1], 10)
+
+
+@dataclass(frozen=True)
+class Family:
+    build: Callable[[object], Table]  # the table of a task config (config.TaskConfig)
+    check: Callable[[object], None]  # raises ConfigError saying what is allowed
+    vectors: bool  # rows are input vectors (model.type=dense) rather than operand tokens
+    help: str
+    name: Callable[[object], str]  # the task in a few words, for tables and figures
+
+
+FAMILIES: dict[str, Family] = {
+    "table": Family(lambda t: build_table(t.operation, t.p, t.n), lambda t: check_task(t.operation, t.p, t.n),
+                    False, "the complete table of task.operation (mod task.p, or in S_task.n)", lambda t: t.operation),
+    "sum": Family(_sum_table, _check_sum, True, "x_1 + ... + x_k mod p over all p^k tuples, one-hot inputs",
+                  lambda t: f"sum of {t.k} mod {t.p}"),
+    "parity": Family(_parity_table, _check_parity, True,
+                     "sparse parity: task.samples rows of task.bits random bits, the label the parity of task.k",
+                     lambda t: f"parity of {t.k} of {t.bits} bits"),
+    "digits": Family(_digits_table, _check_digits, True, "scikit-learn's 8x8 digits (1,797 images, the digits extra)",
+                     lambda t: "digits"),
+}
+
+
+def family_of(task) -> Family:
+    if task.family not in FAMILIES:
+        raise ConfigError(f"task.family: unknown family {task.family!r}; allowed: {', '.join(FAMILIES)}")
+    return FAMILIES[task.family]
+
+
+def task_name(task) -> str:
+    """The task in a few words: the operation of a table, else the family's own name for it."""
+    return family_of(task).name(task)
+
+
+def check(task) -> None:
+    """Raise ConfigError when the task config gives no table; the message says what is allowed."""
+    family_of(task).check(task)
+
+
+def build(task) -> Table:
+    """The table of a task config (config.TaskConfig): what every run, reader and figure trains or reads."""
+    family = family_of(task)
+    family.check(task)
+    return family.build(task)
 
 
 def split_indices(n_rows: int, train_fraction: float, rng: np.random.Generator):
