@@ -136,6 +136,31 @@ class ParityMeasure(unittest.TestCase):
         self.assertAlmostEqual(row["irrelevant_moved"], 1.0, places=12)
 
 
+class ParityRun(unittest.TestCase):
+    def test_a_run_its_figures_and_its_report(self):
+        from grokking.experiment import run_experiment
+        from grokking.figures import draw
+        from grokking.report import make_report
+
+        tmp = temp_dir(self)
+        config = tiny_config("task.family=parity", "task.bits=12", "task.k=2", "task.samples=400",
+                             "model.type=dense", "model.d_hidden=64", "optimizer.name=sgd", "optimizer.lr=0.1",
+                             "training.batch_size=32", "training.steps=300", "output.measures=parity_bits,movement",
+                             "output.curves=false")
+        summary = run_experiment(config, tmp / "run", log=lambda *a: None)
+        self.assertEqual((summary["status"], summary["n_train"], summary["n_val"]), ("completed", 120, 280))
+        header = (tmp / "run" / "measures.csv").read_text().split("\n")[0]
+        self.assertTrue(header.startswith("step,relevant_weight,irrelevant_weight,relevant_moved"), header)
+        notes = []
+        made = draw(tmp / "run", tmp / "figures", ("curves", "measures", "embeddings"), note=notes.append)
+        self.assertEqual([p.name for p in made], ["fig1_accuracy.png", "progress_measures.png"])
+        self.assertEqual(notes, ["embeddings: skipped, task.family=parity has no operand embedding (its rows are "
+                                 "input vectors)"])
+        page = make_report(tmp / "run").read_text()
+        self.assertIn("relevant_weight", page)
+        self.assertNotIn("embedding PCA", page)
+
+
 def write_csv(path, columns, rows):
     path.write_text(",".join(columns) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
 

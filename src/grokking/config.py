@@ -228,13 +228,14 @@ _PARITY = {
 # Omnigrok (Liu, Michaud, Tegmark 2023) on images, with scikit-learn's 8x8 digits instead of MNIST:
 # 1,000 training images (of 1,797), a 64-200-200-10 ReLU MLP, MSE against one-hot targets, AdamW
 # lr 1e-3 with PyTorch's betas (0.9, 0.999) and no warmup, batch 200, the initial weights PyTorch's
-# uniform ones scaled by 8 (biases start at 0 here; theirs are drawn and scaled too). Weight decay 0.1,
-# not their 0.01: the same story ten times sooner (0.01 needs ~100,000 steps on this data).
+# uniform ones scaled by 8 (biases start at 0 here; theirs are drawn and scaled too), weight decay
+# 0.01. About 2 ms a step: 80,000 steps in under 3 minutes on one core. (Weight decay 0.1 tells the
+# story ten times sooner but hardly delays: validation 0.9 comes 1.5 times after the fit.)
 _DIGITS = {
     "task": {"family": "digits", "train_fraction": 1000 / 1797},
     "model": {"type": "dense", "d_hidden": 200, "n_layers": 2, "init": "uniform", "init_scale": 8.0, "loss": "mse"},
-    "optimizer": {"lr": 1e-3, "weight_decay": 0.1, "beta2": 0.999, "warmup_steps": 0},
-    "training": {"batch_size": 200, "steps": 20_000, "eval_interval": 250},
+    "optimizer": {"lr": 1e-3, "weight_decay": 0.01, "beta2": 0.999, "warmup_steps": 0},
+    "training": {"batch_size": 200, "steps": 80_000, "eval_interval": 500},
     "output": {"measures": "norms"},
 }
 
@@ -254,7 +255,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "sparse_parity": ("Merrill et al. 2023: parity of 3 of 40 bits, 1,000 training samples, a 1,000-wide ReLU "
                       "MLP, SGD batch 32, weight decay 0.01: fits, then generalizes", _PARITY),
     "digits_omnigrok": ("Omnigrok on scikit-learn's digits: 1,000 images, a 64-200-200-10 MLP initialized 8x "
-                        "larger, MSE, AdamW wd 0.1: fits, then generalizes as the weight norm falls "
+                        "larger, MSE, AdamW wd 0.01: fits, then generalizes as the weight norm falls "
                         "(the digits extra)", _DIGITS),
 }
 

@@ -145,7 +145,9 @@ def _run_section(run: dict, root: Path, charts: _Charts, heading: str, embedding
                                          "y": _finite(measures[c])} for i, c in enumerate(columns)],
                                 title if len(columns) > 1 else columns[0], marks, logy=logy))
     parts.append("</div>")
-    if embeddings and (run["dir"] / CHECKPOINT).exists():
+    # Tasks of input vectors have no operand embedding to draw (figures.draw skips it too).
+    table = run["config"]["task"].get("family", "table") == "table"
+    if embeddings and table and (run["dir"] / CHECKPOINT).exists():
         from .figures import embedding_pca
 
         with tempfile.TemporaryDirectory() as tmp:
