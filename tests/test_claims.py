@@ -93,7 +93,7 @@ class Measures(unittest.TestCase):
         run = self.run_dir([(100, 0.5, 0.0), (200, 0.995, 0.1), (500, 1.0, 0.96), (800, 1.0, 0.995), (1000, 1.0, 0.9)])
         read = {name: m.read(run, 1000) for name, m in claims.MEASURES.items()
                 if name not in ("max_sc_zero_loss", "hidden_progress", "steps_to_val_90_norm")  # test_families
-                and not name.startswith("nanda_")}
+                and not name.startswith(("nanda_", "chughtai_"))}
         self.assertEqual(read["steps_to_val_95"], (500.0, False))
         self.assertEqual(read["steps_to_val_99"], (800.0, False))
         self.assertEqual(read["final_val_acc"], (0.9, False))
@@ -147,6 +147,34 @@ class NandaMeasures(unittest.TestCase):
         for d in ablation:  # with every frequency kept, the neurons lose only the terms mixing two
             self.assertAlmostEqual(d["chance"], float(np.log(7)))
             self.assertTrue(all(0 <= d[k] < 100 for k in ("loss", "kept", "removed")))
+
+
+class ChughtaiMeasures(unittest.TestCase):
+    def test_key_irreps_read_off_the_last_row_and_the_rule(self):
+        run = temp_dir(self)
+        names = ["5", "4_1", "3_2", "3_1_1", "2_2_1", "2_1_1_1", "1_1_1_1_1"]
+        first = {"share": [0.1, 0.2, 0.2, 0.3, 0.1, 0.05, 0.05], "sim": [0.2, 0.1, 0.1, 0.1, 0.1, 0.1]}
+        # The end: (4,1) and the sign key (cosine above 0.005), (3,2) at exactly 0.005 is not.
+        last = {"share": [0.0, 0.8, 0.05, 0.0, 0.0, 0.0, 0.15], "sim": [0.6, 0.005, 0.001, -0.2, 0.0, 0.3]}
+        header = ["step", *(f"irrep_share_{n}" for n in names), "irrep_n90", *(f"irrep_sim_{n}" for n in names[1:])]
+        lines = [",".join(header)] + [",".join(map(str, [step, *row["share"], n90, *row["sim"]]))
+                                      for step, row, n90 in ((100, first, 5), (200, last, 2))]
+        (run / "measures.csv").write_text("\n".join(lines) + "\n")
+        value, censored, d = claims.MEASURES["chughtai_irreps"].read(run, 200)
+        self.assertEqual((value, censored), (2.0, False))
+        self.assertEqual(d["key"], ["4_1", "1_1_1_1_1"])
+        self.assertAlmostEqual(d["key_share"], 0.95)
+        self.assertEqual((d["n90"], d["step"]), (2, 200))
+        rule = claims._few_irreps("m", most=4, share=0.9)
+        few = {"m": {"values": [2.0, 2.0, 2.0], "details": [d, d, d]}}
+        verdict, why = rule(few)
+        self.assertEqual(verdict, "reproduced")
+        self.assertIn("{4_1 (standard), 1_1_1_1_1 (sign)}", why)
+        self.assertIn("95.00%", why)
+        spread = {**d, "key": names[1:], "key_share": 1.0}
+        self.assertEqual(rule({"m": {"values": [2.0, 6.0, 2.0], "details": [d, spread, d]}})[0], "partly reproduced")
+        thin = {**d, "key_share": 0.5}
+        self.assertEqual(rule({"m": {"values": [2.0] * 3, "details": [thin] * 3}})[0], "not reproduced")
 
 
 class Registry(unittest.TestCase):

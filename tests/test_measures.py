@@ -194,8 +194,10 @@ class Selection(unittest.TestCase):
     def test_names_all_and_refusals(self):
         s5, add, div = TaskConfig(operation="x.y"), TaskConfig(operation="x+y"), TaskConfig(operation="x/y")
         self.assertEqual(measures.parse_measures("", add), [])
-        self.assertEqual(measures.parse_measures("all", add), [m for m in measures.MEASURES if m != "parity_bits"])
-        self.assertEqual(measures.parse_measures("all", s5), ["norms", "movement", "logit_scale", "softmax_collapse"])
+        self.assertEqual(measures.parse_measures("all", add), ["fourier", "circuit", "neurons", "norms", "movement",
+                                                             "logit_scale", "softmax_collapse"])
+        self.assertEqual(measures.parse_measures("all", s5), ["irreps", "irrep_circuit", "norms", "movement", "logit_scale",
+                                                            "softmax_collapse"])
         self.assertEqual(measures.parse_measures("all", div), ["fourier", "norms", "movement", "logit_scale", "softmax_collapse"])
         self.assertEqual(measures.parse_measures(" norms, fourier,norms", add), ["norms", "fourier"])
         with self.assertRaisesRegex(ConfigError, "unknown measure 'fourir'; choose from fourier, circuit"):
