@@ -172,7 +172,7 @@ class ClaimReaders(unittest.TestCase):
         d = temp_dir(self)
         write_csv(d / "metrics.csv", self.METRICS, [(s, 0, tr, 0, va, 0, n) for s, tr, va, n in rows])
         if measures_rows:
-            write_csv(d / "measures.csv", ("step", "weight_distance", "relevant_ratio"), measures_rows)
+            write_csv(d / "measures.csv", ("step", "relevant_moved", "relevant_ratio"), measures_rows)
         return d
 
     def test_hidden_progress_reads_the_plateau(self):
@@ -183,6 +183,7 @@ class ClaimReaders(unittest.TestCase):
         self.assertEqual((value, censored), (600.0, False))
         self.assertEqual(details["plateau"], [100, 400])
         self.assertEqual(details["ratio"], [1.25, 2.0])
+        self.assertIn(details["ratio_middle"], (1.5, 1.75))  # 200 or 300: both as near the middle, 250
         self.assertEqual(details["distance_grew"], 1.0)
         verdict, why = claims._hidden_progress_rule("a")({"a": {"details": [details]}})
         self.assertEqual(verdict, "reproduced", why)

@@ -160,9 +160,10 @@ def _hidden_progress(run_dir, budget):
     """Merrill et al.'s plateau in a sparse parity run (measures ``parity_bits`` and ``movement``):
     it begins where the training split is fitted (train accuracy 0.99) and ends at the last
     evaluation before validation accuracy first reaches 0.6. Details: how the relevant bits'
-    weight ratio (relevant_ratio) and the distance from initialization (weight_distance) changed over
-    it, and the share of its evaluation intervals in which the distance grew. The value is the step
-    validation first reaches 0.99 (censored at the budget)."""
+    weight ratio (relevant_ratio, also at the plateau's middle step) and the distance of the relevant
+    bits' weights from their initialization (relevant_moved) changed over it, and the share of its
+    evaluation intervals in which that distance grew. The value is the step validation first
+    reaches 0.99 (censored at the budget)."""
     m, c = _metrics(run_dir), _metrics(run_dir, "measures.csv")
     at = {s: i for i, s in enumerate(c["step"])}
     fit, solved = first_step(m, "train_acc", 0.99), first_step(m, "val_acc", 0.99)
@@ -170,10 +171,11 @@ def _hidden_progress(run_dir, budget):
     details = {"fit": fit, "solved": solved}
     if fit is not None and rises is not None and rises > fit:
         plateau = [s for s in c["step"] if fit <= s < rises]
-        distance, ratio = c["weight_distance"], c["relevant_ratio"]
+        distance, ratio = c["relevant_moved"], c["relevant_ratio"]
         grew = [distance[at[b]] > distance[at[a]] for a, b in zip(plateau, plateau[1:])]
+        middle = min(plateau, key=lambda s: abs(s - (plateau[0] + plateau[-1]) / 2))
         details.update(plateau=[plateau[0], plateau[-1]], ratio=[ratio[at[plateau[0]]], ratio[at[plateau[-1]]]],
-                       distance=[distance[at[plateau[0]]], distance[at[plateau[-1]]]],
+                       ratio_middle=ratio[at[middle]], distance=[distance[at[plateau[0]]], distance[at[plateau[-1]]]],
                        distance_grew=sum(grew) / len(grew) if grew else 0.0,
                        val_acc_max=max(v for s, v in zip(m["step"], m["val_acc"]) if fit <= s < rises))
     return (float(budget), True, details) if solved is None else (float(solved), False, details)
@@ -596,18 +598,20 @@ def _ablation_rule(arm, factor=2.0, slack=0.05):
 
 def _hidden_progress_rule(arm, ratio_growth=1.2, steady=0.9):
     """Every seed fits first, then sits on a plateau (validation below 0.6) at least as long as the
-    fitting took, and is solved (validation 0.99) within the budget; over the plateau the distance
-    from initialization grows in at least ``steady`` of the evaluation intervals and the relevant
-    bits' weight ratio ends at least ``ratio_growth`` times where it began."""
+    fitting took, and is solved (validation 0.99) within the budget; over the plateau the relevant
+    bits' weights move away from their initialization in at least ``steady`` of the evaluation
+    intervals and their weight over the others' ends at least ``ratio_growth`` times where it began
+    (while validation is still below 0.6: progress the accuracy does not show)."""
     def rule(results):
         details, ok = results[arm]["details"], []
         for d in details:
             ok.append("plateau" in d and d["solved"] is not None and d["plateau"][1] - d["fit"] >= d["fit"]
                       and d["distance_grew"] >= steady and d["ratio"][1] >= ratio_growth * d["ratio"][0])
         why = "; ".join(
-            f"fits at {d['fit']}, plateau to {d['plateau'][1]}, solved at {d['solved']}; distance "
+            f"fits at {d['fit']}, plateau to {d['plateau'][1]}, solved at {d['solved']}; relevant bits moved "
             f"{d['distance'][0]:.2f} -> {d['distance'][1]:.2f} (grew in {d['distance_grew']:.0%} of intervals), "
-            f"relevant/other weight {d['ratio'][0]:.2f} -> {d['ratio'][1]:.2f}" if "plateau" in d else
+            f"relevant/other weight {d['ratio'][0]:.3f} -> {d['ratio_middle']:.3f} (middle) -> {d['ratio'][1]:.3f}"
+            if "plateau" in d else
             f"no plateau (fit {d['fit']}, solved {d['solved']})" for d in details)
         return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), \
             f"{sum(ok)} of {len(ok)} seeds: {why}"

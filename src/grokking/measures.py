@@ -290,7 +290,8 @@ def _modular(task) -> str | None:
 
 
 def _permutation(task) -> str | None:
-    return None if is_permutation_op(task.operation) else "it needs a permutation task (operands in S_n)"
+    return None if task.family == "table" and is_permutation_op(task.operation) else \
+        "it needs a permutation table (operands in S_n)"
 
 
 def _additive(task) -> str | None:
