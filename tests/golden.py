@@ -67,6 +67,11 @@ RUNS = {
                                                       "model.n_layers=1"]),
     # Nanda et al.'s switches: no LayerNorm, "x y =", their initialization, the loss in float64, full batch
     "transformer_nanda": ("nanda_mod_add", ["training.steps=12", "task.p=31", "output.measures=all"]),
+    # The MLP on input vectors: +-1 bits with SGD minibatches and the parity measures; the digits'
+    # real inputs with the MSE loss and AdamW (the digits extra).
+    "dense_parity": ("sparse_parity", ["training.steps=60", "model.d_hidden=64", "task.samples=400",
+                                       "output.measures=all"]),
+    "dense_digits_mse": ("digits_omnigrok", ["training.steps=30", "model.d_hidden=64"]),
 }
 
 

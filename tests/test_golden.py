@@ -20,7 +20,7 @@ import golden
 HERE = Path(__file__).resolve().parent
 # Runs that meet both choices pinning makes: OpenBLAS's kernels (every run) and NumPy's AVX-512
 # code paths (float64, measures).
-ACROSS_KERNELS = ["mlp", "mlp_float64", "transformer", "transformer_float64", "mlp_measures"]
+ACROSS_KERNELS = ["mlp", "mlp_float64", "transformer", "transformer_float64", "mlp_measures", "dense_digits_mse"]
 AVX512_OFF = " ".join(numerics.avx512_targets())
 # What a user's environment may ask for before grokking pins (None: unset): OpenBLAS's kernel
 # families on x86-64, and NumPy's AVX-512 dispatch on or off.
