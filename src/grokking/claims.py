@@ -933,7 +933,7 @@ CLAIMS = {c.name: c for c in [
         minutes=1.0),
     Claim(
         name="omnigrok_digits",
-        source="Liu, Michaud, Tegmark 2023 (Omnigrok), Sec. 4 (MNIST)",
+        source="Liu, Michaud, Tegmark 2023 (Omnigrok, ICLR), its MNIST experiment",
         published_setting="MNIST, 1,000 training images, a 3-layer 200-wide ReLU MLP, MSE, AdamW lr 1e-3, weight "
                           "decay 0.01, batch 200, initialization scaled by 8",
         published="with a large initialization the network fits the training images long before it "

@@ -399,8 +399,8 @@ def validate(config: Config) -> Config:
          f"model.sequence must be one of {', '.join(repr(q) for q in SEQUENCES)}, got {m.sequence!r}"),
         (m.d_ff >= 0, f"model.d_ff must be >= 0 (0: 4 * d_model), got {m.d_ff}"),
         (m.input in INPUTS, f"model.input must be one of {', '.join(INPUTS)}, got {m.input!r}"),
-        (m.input == "embedding" or m.type == "mlp", f"model.input={m.input} is an MLP setting; the "
-                                                     "transformer embeds its tokens"),
+        (m.input == "embedding" or m.type == "mlp", f"model.input={m.input} is an MLP setting (model.type=mlp); "
+                                                     f"model.type={m.type} reads its input its own way"),
         (m.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}, got {m.dtype!r}"),
         (m.loss in LOSSES, f"model.loss must be one of {', '.join(LOSSES)}, got {m.loss!r}"),
         (m.loss_dtype in LOSS_DTYPES, "model.loss_dtype must be float32, float64 or empty (the model's "
