@@ -176,7 +176,7 @@ class CommandLine(unittest.TestCase):
         buf = io.StringIO()
         with redirect_stdout(buf):
             self.assertEqual(run_claims_main(["--list"]), 0)
-        self.assertIn("liu_toy_phases (Liu et al. 2022, Fig. 5b, about 28 min): 12 comprehension, 18 grokking, "
+        self.assertIn("liu_toy_phases (Liu et al. 2022, Fig. 5b, about 9 min): 12 comprehension, 18 grokking, "
                       "49 memorization and 31 confusion cells", buf.getvalue())
 
 
