@@ -31,40 +31,10 @@ import grokking  # noqa: E402,F401  (before NumPy: grokking pins the kernels Num
 import numpy as np  # noqa: E402
 
 from grokking import toy  # noqa: E402
-from grokking.phases import COLORS  # noqa: E402
+# The comparison and the figure are the registry's (run_claims --claims liu_toy_phases): one code for both.
+from grokking.toy_claim import COLUMNS, compare, draw  # noqa: E402
 
 THEIRS = ROOT / "benchmarks" / "data" / "liu2022_fig5b_steps.csv"
-COLUMNS = ["eta_dec", "weight_decay", "train_step", "test_step", "phase", "project_phase", "seconds"]
-
-
-def key(c):
-    return round(c["eta_dec"], 12), c["weight_decay"]
-
-
-def compare(ours: list[dict], theirs: list[dict], steps: int) -> dict:
-    """Phase agreement, the confusion matrix (rows ours, columns theirs) and step agreement."""
-    by_key = {key(c): c for c in theirs}
-    pairs = [(o, by_key[key(o)]) for o in ours]
-    phase_o = [toy.liu_phase(o["train_step"], o["test_step"], steps) for o, _ in pairs]
-    phase_t = [toy.liu_phase(t["train_step"], t["test_step"], steps) for _, t in pairs]
-    matrix = {a: {b: sum(x == a and y == b for x, y in zip(phase_o, phase_t)) for b in toy.PHASES}
-              for a in toy.PHASES}
-    never = steps - 1
-    stepwise = {}
-    for split in ("train_step", "test_step"):
-        d = np.array([o[split] - t[split] for o, t in pairs if o[split] < never and t[split] < never])
-        both_never = sum(o[split] == never and t[split] == never for o, t in pairs)
-        stepwise[split] = {"both_reached": int(d.size), "both_never": both_never,
-                           "one_only": len(pairs) - int(d.size) - both_never,
-                           "equal": int(np.sum(d == 0)), "within_1": int(np.sum(np.abs(d) <= 1)),
-                           "within_10": int(np.sum(np.abs(d) <= 10)), "within_10pct": int(np.sum(
-                               np.abs(d) <= 0.1 * np.array([t[split] for o, t in pairs
-                                                            if o[split] < never and t[split] < never]))),
-                           "median_abs": float(np.median(np.abs(d))) if d.size else None}
-    return {"agree": sum(x == y for x, y in zip(phase_o, phase_t)), "cells": len(pairs), "matrix": matrix,
-            "ours": Counter(phase_o), "theirs": Counter(phase_t), "steps": stepwise,
-            "mismatches": [(o["eta_dec"], o["weight_decay"], o["train_step"], o["test_step"], t["train_step"],
-                            t["test_step"], a, b) for (o, t), a, b in zip(pairs, phase_o, phase_t) if a != b]}
 
 
 def report(cmp: dict, ours: list[dict]) -> None:
@@ -85,34 +55,6 @@ def report(cmp: dict, ours: list[dict]) -> None:
     project = [(c["phase"], c["project_phase"]) for c in ours if c["phase"] != c["project_phase"]]
     print(f"grokking.phases.classify differs from their rule on {len(project)} of our cells: "
           + (", ".join(f"{n} x {a} -> {b}" for (a, b), n in sorted(Counter(project).items())) or "none"))
-
-
-def draw(ours: list[dict], theirs: list[dict], cmp: dict, out: Path, steps: int) -> Path:
-    from grokking.figures import _plt, _save
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    plt = _plt()
-    etas, wds = sorted({c["eta_dec"] for c in theirs}), sorted({c["weight_decay"] for c in theirs})
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
-    differs = {(round(e, 12), w) for e, w, *_ in cmp["mismatches"]}
-    for ax, cells, title in ((axes[0], ours, "grokking.toy (NumPy)"), (axes[1], theirs, "theirs (toy/results/fig5b)")):
-        grid = np.full((len(wds), len(etas)), np.nan)
-        for c in cells:
-            i, j = wds.index(c["weight_decay"]), etas.index(min(etas, key=lambda e: abs(e - c["eta_dec"])))
-            grid[i, j] = toy.PHASES.index(toy.liu_phase(c["train_step"], c["test_step"], steps))
-            if cells is ours and key(c) in differs:
-                ax.plot(j, i, marker="x", color="black", markersize=7)
-        ax.imshow(grid, cmap=ListedColormap([COLORS[p] for p in toy.PHASES]), vmin=-0.5, vmax=3.5,
-                  origin="lower", aspect="auto")
-        ax.set_xticks(range(len(etas)), [f"{e:.1e}" for e in etas], rotation=60, fontsize=7)
-        ax.set_yticks(range(len(wds)), [f"{w:g}" for w in wds], fontsize=7)
-        ax.set(xlabel="decoder learning rate eta_dec", ylabel="decoder weight decay", title=title)
-    fig.suptitle(f"Liu et al. 2022 Fig. 5b (toy addition, seed 58, their rule): {cmp['agree']}/{cmp['cells']} "
-                 f"cells in the same phase (x: differs)", fontsize=10)
-    axes[1].legend(handles=[Patch(color=COLORS[p], label=p) for p in toy.PHASES], fontsize=7,
-                   loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, out)
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,10 @@ claim's own rule.
 Adding a claim is one entry here. A measure that never reaches its threshold within the budget is
 censored: it counts as the budget (shown as "> budget"), so a ratio against a censored baseline is
 an upper bound.
+
+A claim whose model is not a preset of the main models (Liu et al.'s toy, with its own training
+loop) has a ``Runner`` instead of arms: it trains, reads, draws and describes itself, and the rest
+(seeds, the verdict rule, the table, claims.json/csv/md) is the registry's as for any claim.
 """
 
 from __future__ import annotations
@@ -214,6 +218,24 @@ def _chughtai_irreps(run_dir, budget):
                                     "n90": int(c["irrep_n90"][-1]), "step": int(c["step"][-1])}
 
 
+def _liu_toy_agreement(seed_dir, budget):
+    """The share of a draw's grid cells (``seed_dir/cells.csv``) whose phase by Liu et al.'s rule
+    is the published cell's (``published.csv`` beside it); details: counts, matrix, cells that differ."""
+    from . import toy, toy_claim
+
+    ours, theirs = toy.read_steps(seed_dir / "cells.csv"), toy.read_steps(seed_dir.parent / "published.csv")
+    cmp = toy_claim.compare(ours, theirs, budget)
+    keys = {toy_claim.key(o) for o in ours}
+    published = [t for t in theirs if toy_claim.key(t) in keys]  # the same cells: a grid may be a part of theirs
+    seconds = sum(float(r["seconds"]) for r in csv.DictReader(io.StringIO((seed_dir / "cells.csv").read_text())))
+    return cmp["agree"] / cmp["cells"], False, {
+        "seed": int(seed_dir.name.removeprefix("seed_")), "agree": cmp["agree"], "cells": cmp["cells"],
+        "ours": {p: cmp["ours"][p] for p in toy.PHASES},
+        "theirs": {p: sum(toy.liu_phase(t["train_step"], t["test_step"], budget) == p for t in published)
+                   for p in toy.PHASES},
+        "matrix": cmp["matrix"], "mismatches": cmp["mismatches"], "steps": cmp["steps"], "train_s": seconds}
+
+
 MEASURES = {
     "steps_to_val_95": ClaimMeasure("first step with validation accuracy >= 95%", _steps_to("val_acc", 0.95), "ratio"),
     "steps_to_val_99": ClaimMeasure("first step with validation accuracy >= 99%", _steps_to("val_acc", 0.99), "ratio"),
@@ -237,6 +259,8 @@ MEASURES = {
                                          "way", _norm_story, "ratio"),
     "chughtai_irreps": ClaimMeasure("number of key irreps of the final model (logit cosine with chi(x y z^-1) "
                                     "above 0.005)", _chughtai_irreps, "difference"),
+    "liu_toy_agreement": ClaimMeasure("share of the phase diagram's cells in the published cell's phase "
+                                      "(their rule)", _liu_toy_agreement, "difference"),
 }
 
 
@@ -245,6 +269,27 @@ class Arm:
     name: str
     preset: str
     overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How a claim without preset arms is measured: by its own training loop.
+
+    train(claim, out, workers, log)   trains what ``out/<claim>`` lacks, on ``workers`` processes,
+                                      keeping what is finished (a rerun only measures), each result
+                                      written atomically
+    read(claim, out) -> results       by name, each a ``summarize`` dict with ``censored``,
+                                      ``budget``, ``train_s`` (and ``details``): what the claim's
+                                      verdict reads and claims.csv lists
+    figure(claim, out, results)       draws ``out/<claim>.png``
+    describe(results) -> [str]        the parts of the table's "here" cell
+    runs(claim) -> int                how many runs it trains, for the log
+    """
+    train: Callable
+    read: Callable
+    figure: Callable
+    describe: Callable
+    runs: Callable
 
 
 @dataclass(frozen=True)
@@ -262,6 +307,7 @@ class Claim:
     minutes: float = 1.0  # about how long the claim's runs take on 2 cores (measured: half their training time)
     extra: dict = field(default_factory=dict)
     runs_of: str = ""  # another claim whose runs (same arms and seeds) this one reads instead of training its own
+    runner: Runner | None = None  # measured by its own training loop instead of ``arms`` (then empty)
 
 
 def bootstrap_interval(values, statistic=statistics.median, level=0.95, resamples=10_000, seed=0):
@@ -340,10 +386,10 @@ def train_claims(claims: list[Claim], out: Path, workers: int | None, log=print)
 
 def measure_claim(claim: Claim, out: Path) -> dict:
     """The claim's table row, from its trained runs, and its figure."""
-    results = arm_results(claim, out)
+    results = claim.runner.read(claim, out) if claim.runner else arm_results(claim, out)
     verdict, why = claim.verdict(results)
     try:
-        claim_figure(claim, out)
+        claim.runner.figure(claim, out, results) if claim.runner else claim_figure(claim, out)
     except ImportError:  # matplotlib is missing: the table says it all
         pass
     return {"claim": claim.name, "source": claim.source, "published": claim.published,
@@ -384,7 +430,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| claim | paper | here: median [95% bootstrap interval] over seeds | verdict |", "|---|---|---|---|"]
     for row in rows:
         claim = CLAIMS[row["claim"]]
-        parts = []
+        parts = claim.runner.describe(row["results"]) if claim.runner else []
         for arm in claim.arms:
             r = row["results"][arm.name]
             parts.append(f"{arm.name}: {_fmt(r, r['censored'])}")
@@ -407,10 +453,15 @@ def run_claims(names, out, workers=None, seeds=None, log=print) -> list[dict]:
         raise ConfigError(f"--seeds: a claim needs at least 3 seeds for its interval, got {len(seeds)}")
     chosen = [CLAIMS[name] if seeds is None else dataclasses.replace(CLAIMS[name], seeds=tuple(seeds))
               for name in names]
-    runs = sum(len(c.arms) * len(c.seeds) for c in chosen)
+    runs = sum(c.runner.runs(c) if c.runner else len(c.arms) * len(c.seeds) for c in chosen)
     log(f"{len(chosen)} claims, {runs} runs (about {sum(c.minutes for c in chosen):g} min on 2 cores)")
     start = time.perf_counter()
-    train_claims(chosen, out, workers, log)
+    presets = [c for c in chosen if c.runner is None]
+    if presets:
+        train_claims(presets, out, workers, log)
+    for claim in chosen:
+        if claim.runner:  # their own loops, after the preset pool: both use every worker
+            claim.runner.train(claim, out, workers, log)
     log(f"trained in {time.perf_counter() - start:.0f} s")
     rows = []
     for claim in chosen:
@@ -656,6 +707,84 @@ def _few_irreps(arm, most, share):
                f"embedding (rule: at most {most} key irreps carrying at least {share:.0%})")
         return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), why
     return rule
+
+
+def _phase_agreement(at_least, partly, tolerance):
+    """On the published draw, at least ``at_least`` of the cells are in the published cell's phase
+    and every phase's count is within ``tolerance`` cells of the published count: reproduced; at
+    least ``partly`` of the cells (or ``at_least`` with a count further off): partly reproduced."""
+    def rule(results):
+        d = results["published_draw"]["details"][0]
+        share = d["agree"] / d["cells"]
+        off = [p for p in d["ours"] if abs(d["ours"][p] - d["theirs"][p]) > tolerance]
+        counts = ", ".join(f"{p} {d['ours'][p]} (theirs {d['theirs'][p]})" for p in d["ours"])
+        why = (f"{d['agree']} of {d['cells']} cells ({share:.1%}) in the published phase on their draw (seed "
+               f"{d['seed']}); {counts}")
+        others = results.get("other_draws", {}).get("details", [])
+        if others:
+            why += "; other draws: " + ", ".join(f"seed {o['seed']} {o['agree'] / o['cells']:.1%}" for o in others)
+        why += f" (rule: at least {at_least:.0%} of the cells, every count within {tolerance})"
+        if share >= at_least and not off:
+            return "reproduced", why
+        if share >= partly:
+            return "partly reproduced", why
+        return "not reproduced", why
+    return rule
+
+
+def _liu_draws(claim: Claim) -> tuple[int, ...]:
+    """The published draw first, always (the published cells come from it), then the claim's other seeds."""
+    from .toy import SEED
+
+    return (SEED, *(s for s in claim.seeds if s != SEED))
+
+
+def liu_toy_runner(grid=None) -> Runner:
+    """The Runner of Liu et al.'s toy phase diagram (``toy_claim``): a grid per draw, each cell's
+    phase by their rule against the published cell's. ``grid``: a ``toy_claim.ToyGrid`` (Fig. 5b's)."""
+    from . import toy, toy_claim
+
+    grid = grid or toy_claim.ToyGrid()
+
+    def train(claim, out, workers, log):
+        try:
+            toy_claim.train(grid, Path(out), claim.name, _liu_draws(claim), workers, log)
+        except toy_claim.ToyRunFailed as err:
+            raise ClaimFailed(f"{claim.name}: a toy run failed ({err}); the finished cells are kept and the "
+                              "same command trains the rest") from err
+
+    def read(claim, out):
+        per = [MEASURES[claim.measure].read(toy_claim.seed_dir(out, claim.name, s), grid.steps)
+               for s in _liu_draws(claim)]
+        results = {}
+        # The published draw is the claim's number; other draws only say how much belongs to the draw.
+        for name, chosen in (("published_draw", per[:1]), ("other_draws", per[1:])):
+            if chosen:
+                results[name] = {**summarize([v for v, _, _ in chosen]), "censored": [c for _, c, _ in chosen],
+                                 "budget": grid.steps, "train_s": round(sum(d["train_s"] for *_, d in chosen), 1),
+                                 "details": [d for *_, d in chosen]}
+        return results
+
+    def figure(claim, out, results):
+        sdir = toy_claim.seed_dir(out, claim.name, _liu_draws(claim)[0])
+        ours = toy.read_steps(sdir / "cells.csv")
+        keys = {toy_claim.key(o) for o in ours}
+        theirs = [t for t in toy.read_steps(sdir.parent / "published.csv") if toy_claim.key(t) in keys]
+        cmp = toy_claim.compare(ours, theirs, grid.steps)
+        return toy_claim.draw(ours, theirs, cmp, Path(out) / f"{claim.name}.png", grid.steps, _liu_draws(claim)[0])
+
+    def describe(results):
+        details = [d for name in ("published_draw", "other_draws") for d in results.get(name, {}).get("details", [])]
+        parts = []
+        for d in details:
+            counts = "/".join(str(d["ours"][p]) for p in toy.PHASES)
+            parts.append(f"seed {d['seed']}{' (their draw)' if d['seed'] == toy.SEED else ''}: {d['agree']} of "
+                         f"{d['cells']} cells ({d['agree'] / d['cells']:.1%}) in the published phase, "
+                         f"{'/'.join(toy.PHASES)} {counts}")
+        return parts + ["published " + "/".join(str(details[0]["theirs"][p]) for p in toy.PHASES)]
+
+    return Runner(train=train, read=read, figure=figure, describe=describe,
+                  runs=lambda claim: len(grid.cells()) * len(_liu_draws(claim)))
 
 
 # -- the claims --------------------------------------------------------------------------------
@@ -966,4 +1095,28 @@ CLAIMS = {c.name: c for c in [
         comparisons=(),
         verdict=_few_irreps("mlp", most=4, share=0.9),
         minutes=8),  # measured: 16.2 min of training for the three runs, two at a time
+    Claim(
+        name="liu_toy_phases",
+        source="Liu et al. 2022, Fig. 5b",
+        published_setting="toy addition of p = 10 numbers (45 of the 55 pairs a <= b train), a learned 1-D "
+                          "representation per number, a 1-200-200-30 tanh decoder, MSE against random templates of "
+                          "a + b; AdamW, decoder learning rate 10^linspace(-5, -2, 10) x decoder weight decay 0..10, "
+                          "10^4 full-batch steps, seed 58",
+        published="12 comprehension, 18 grokking, 49 memorization and 31 confusion cells of the 110 (their "
+                  "repository's per-cell results under their notebook's rule)",
+        measure="liu_toy_agreement",
+        here="grokking.toy: their setting and their draw (seed 58: templates, split, initial weights and batch "
+             "orders bit for bit), float32, the whole 10 x 11 grid; each cell's phase by their rule against the "
+             "published cell's. --seeds adds other draws of the data and initialization, a grid each (as long "
+             "again per seed)",
+        arms=(),
+        comparisons=(),
+        # 90%: a cell next to a phase boundary can be decided by float32 rounding (docs/liu_toy.md: their
+        # own code in float32 and in float64 part there), and 84 of the 110 published cells border another
+        # phase; two diagrams with these phase areas but unrelated cells would agree on about 32%.
+        verdict=_phase_agreement(0.9, 0.75, 3),
+        seeds=(58,),  # their draw; the published cells come from no other
+        # measured: 1,090 s of runs on one worker (2026-12-06); 3,305 s under other runs' load (2026-12-03)
+        minutes=9,
+        runner=liu_toy_runner()),
 ]}

@@ -131,7 +131,8 @@ def run_claims_main(argv=None) -> int:
     p = _Parser(prog=prog, description="Check published claims: each claim's arms on the same seeds, "
                                        "medians with bootstrap intervals, paired ratios, verdicts.")
     p.add_argument("--claims", default=",".join(CLAIMS), help=f"comma-separated subset of: {', '.join(CLAIMS)}")
-    p.add_argument("--seeds", help="comma-separated seeds for every claim, at least 3 (default: each claim's own)")
+    p.add_argument("--seeds", help="comma-separated seeds for every claim, at least 3 (default: each claim's own; "
+                                   "liu_toy_phases always trains their draw, seed 58, and adds these as other draws)")
     p.add_argument("--out", default="runs/claims", help="where the runs and claims.md/csv/json go")
     p.add_argument("--workers", type=int, default=_cores(), help=f"runs trained at once (default {_cores()})")
     p.add_argument("--list", action="store_true", help="print every claim with its setting and exit")
