@@ -132,6 +132,8 @@ class EveryModel(unittest.TestCase):
                     every = act.embed_frequencies(range(1, t.n_tokens // 2 + 1), t.x, t.y, config.task.p)
                     same, _ = model.run_with_cache(params, t.x, t.y, hooks={"hook_embed": every}, names=())
                     np.testing.assert_allclose(same, logits, atol=1e-10)
+                if t.vectors:  # the frequency interventions read an operation table over Z_p
+                    continue
                 # Keeping every frequency of the neurons over the table changes nothing either.
                 every = act.neuron_frequencies(range(1, config.task.p // 2 + 1), cross=True)
                 same, _ = model.run_with_cache(params, t.x, t.y, hooks={hidden[-1]: every}, names=())
