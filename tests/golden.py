@@ -95,6 +95,18 @@ def digests(run: Path) -> dict:
     return out
 
 
+def available(name: str) -> bool:
+    """Whether this machine can train the run (the digits need the digits extra, scikit-learn)."""
+    from grokking.errors import ConfigError
+
+    preset, overrides = RUNS[name]
+    try:
+        resolve_config(preset, None, COMMON + overrides)
+    except ConfigError:
+        return False
+    return True
+
+
 def compute(names=None) -> dict:
     """Train the golden runs (all, or ``names``) in a temporary directory; their digests by name."""
     result = {}
