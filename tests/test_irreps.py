@@ -156,6 +156,18 @@ class Shares(unittest.TestCase):
         self.assertEqual(row["irrep_n90"], 2)
 
 
+    def test_the_unembedding_per_irrep(self):
+        # W_out's columns (one per answer) built from the sign irrep alone: all its share lies there.
+        reps = irreps.irreps(4)
+        sign = reps[-1].matrices.reshape(24, -1)
+        w_out = (sign @ np.random.default_rng(2).standard_normal((1, 6))).T  # (hidden 6, classes 24)
+        ctx, _, _ = context(4, FakeModel(embedding=np.ones((24, 3))))
+        ctx.params = {"W_out": w_out}
+        row = measures.irrep_shares(ctx)
+        np.testing.assert_allclose([row[f"irrep_unembed_share_{r.name}"] for r in reps], [0, 0, 0, 0, 1], atol=1e-12)
+        self.assertAlmostEqual(row["irrep_share_4"], 1.0, places=12)  # a constant embedding: the trivial irrep
+
+
 class Circuit(unittest.TestCase):
     def character_logits(self, rep, table, scale):
         """scale * tr(rho(x) rho(y) rho(z)^-1) for every row (x, y) and class z, written out."""

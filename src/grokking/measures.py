@@ -142,7 +142,9 @@ def irrep_shares(ctx: Context) -> dict:
     squared norm in each (not centered: the trivial irrep holds the mean row), and the fewest
     irreps, largest share first, that carry 90% of it. The shares add up to 1 (the irreps' matrix
     entries span every function on the group). On chughtai_s5_irreps's MLP (S5) 74 ms a call, most of
-    it the embedding E @ W1 (measured on a shared 2-core machine)."""
+    it the embedding E @ W1 (measured on a shared 2-core machine). The same shares of the
+    unembedding (``W_out``'s columns, one per answer) as ``irrep_unembed_share_<irrep>``: Chughtai
+    et al. read both ends of the network."""
     n = ctx.task.n
     share = irreps.shares(ctx.model.operand_embedding(ctx.params)[:len(irreps.full_basis(n)[0])], n)
     order = np.argsort(-share, kind="stable")
@@ -150,6 +152,10 @@ def irrep_shares(ctx: Context) -> dict:
     row = {f"irrep_share_{rep.name}": float(v) for rep, v in zip(irreps.irreps(n), share)}
     row["irrep_n90"] = int(np.searchsorted(carried, analysis.KEY_SHARE * carried[-1])) + 1 if carried[-1] > 0 \
         else len(share)
+    w_out = ctx.params.get("W_out")
+    if w_out is not None:  # the unembedding, one column per answer (an element, in the same numbering)
+        unembed = irreps.shares(np.asarray(w_out).T, n)
+        row.update({f"irrep_unembed_share_{rep.name}": float(v) for rep, v in zip(irreps.irreps(n), unembed)})
     return row
 
 
