@@ -15,7 +15,7 @@ from .checkpoint import snapshot_steps
 from .errors import ConfigError
 from .engine import LOSS_DTYPES, LOSSES
 from .loggers import parse_loggers
-from .measures import parse_measures
+from .measures import MEASURES, parse_measures
 from .model import ACTIVATIONS, DTYPES, INITS, INPUTS
 from .models import MODELS, VECTOR_MODELS
 from .optimizer import DECAY_TOWARD, OPTIMIZERS
@@ -127,8 +127,7 @@ class OutputConfig:
                             "(grokking.open_run): log:N (N steps log-spaced over the budget), a comma-separated "
                             "list of steps, or empty: none")
     measures: str = _f("", "progress measures written to measures.csv at every evaluation, comma-separated: "
-                           "fourier, circuit, norms, logit_scale, softmax_collapse, or all (those that "
-                           "apply to the task); empty: none")
+                           f"{', '.join(MEASURES)}, or all (those that apply to the task); empty: none")
 
 
 @dataclass
