@@ -127,13 +127,20 @@ class ParityMeasure(unittest.TestCase):
     def test_by_hand(self):
         model = SimpleNamespace(operand_embedding=lambda params: params["W1"])
         initial = {"W1": np.zeros((4, 2))}
-        params = {"W1": np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)}
+        params = {"W1": np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
+                  "W_out": np.array([[1.0, 0.0], [0.0, 0.1]], dtype=np.float32)}
         row = measures.parity_bits(measures.Context(model, params, None, None, SimpleNamespace(k=2), initial=initial))
         self.assertAlmostEqual(row["relevant_weight"], np.sqrt((25 + 0) / 2), places=12)
         self.assertAlmostEqual(row["irrelevant_weight"], 1.0, places=12)
         self.assertAlmostEqual(row["relevant_ratio"], np.sqrt(12.5), places=12)
         self.assertAlmostEqual(row["relevant_moved"], np.sqrt(12.5), places=12)  # from zero: the norms
         self.assertAlmostEqual(row["irrelevant_moved"], 1.0, places=12)
+        # neuron sizes: |(3, 0, 1, 0)| * 1 = sqrt(10) and |(4, 0, 0, 1)| * 0.1 = sqrt(17) / 10: the first
+        # carries 88% of the total, so two neurons carry 90%
+        self.assertEqual(row["active_neurons"], 2)
+        params["W_out"][1, 1] = 0.01  # now the first alone carries 98.7%
+        row = measures.parity_bits(measures.Context(model, params, None, None, SimpleNamespace(k=2), initial=initial))
+        self.assertEqual(row["active_neurons"], 1)
 
 
 class ParityRun(unittest.TestCase):
@@ -172,21 +179,24 @@ class ClaimReaders(unittest.TestCase):
         d = temp_dir(self)
         write_csv(d / "metrics.csv", self.METRICS, [(s, 0, tr, 0, va, 0, n) for s, tr, va, n in rows])
         if measures_rows:
-            write_csv(d / "measures.csv", ("step", "relevant_moved", "relevant_ratio"), measures_rows)
+            write_csv(d / "measures.csv", ("step", "relevant_moved", "relevant_ratio", "active_neurons"), measures_rows)
         return d
 
     def test_hidden_progress_reads_the_plateau(self):
         # fits at 100; validation below 0.6 until 500 (plateau 100..400), 0.99 at 600
         rows = [(s, min(1.0, s / 100), 0.5 if s < 500 else (0.7 if s < 600 else 1.0), 1) for s in range(100, 701, 100)]
-        d = self.run_dir(rows, [(s, s / 100, 1 + s / 400) for s in range(100, 701, 100)])
+        d = self.run_dir(rows, [(s, s / 100, 1 + s / 400, 1000 // s) for s in range(100, 701, 100)])
         value, censored, details = claims._hidden_progress(d, 1000)
         self.assertEqual((value, censored), (600.0, False))
         self.assertEqual(details["plateau"], [100, 400])
         self.assertEqual(details["ratio"], [1.25, 2.0])
         self.assertIn(details["ratio_middle"], (1.5, 1.75))  # 200 or 300: both as near the middle, 250
         self.assertEqual(details["distance_grew"], 1.0)
+        self.assertEqual(details["active"], [10, 2, 1, 1])  # at the fit, the plateau's end, solved, the end
         verdict, why = claims._hidden_progress_rule("a")({"a": {"details": [details]}})
         self.assertEqual(verdict, "reproduced", why)
+        dense = {**details, "active": [10, 8, 5, 2]}  # still leaning on a fifth of its neurons
+        self.assertEqual(claims._hidden_progress_rule("a")({"a": {"details": [dense]}})[0], "not reproduced")
         flat = {**details, "ratio": [1.25, 1.3]}  # the relevant bits gained too little
         self.assertEqual(claims._hidden_progress_rule("a")({"a": {"details": [details, flat]}})[0],
                          "partly reproduced")

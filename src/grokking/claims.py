@@ -167,7 +167,8 @@ def _hidden_progress(run_dir, budget):
     weight ratio (relevant_ratio, also at the plateau's middle step) and the distance of the relevant
     bits' weights from their initialization (relevant_moved) changed over it, and the share of its
     evaluation intervals in which that distance grew. The value is the step validation first
-    reaches 0.99 (censored at the budget)."""
+    reaches 0.99 (censored at the budget). And how many neurons carry 90% of the network
+    (active_neurons) at the fit, at the plateau's end, when solved and at the end."""
     m, c = _metrics(run_dir), _metrics(run_dir, "measures.csv")
     at = {s: i for i, s in enumerate(c["step"])}
     fit, solved = first_step(m, "train_acc", 0.99), first_step(m, "val_acc", 0.99)
@@ -182,6 +183,9 @@ def _hidden_progress(run_dir, budget):
                        ratio_middle=ratio[at[middle]], distance=[distance[at[plateau[0]]], distance[at[plateau[-1]]]],
                        distance_grew=sum(grew) / len(grew) if grew else 0.0,
                        val_acc_max=max(v for s, v in zip(m["step"], m["val_acc"]) if fit <= s < rises))
+        if "active_neurons" in c:  # Merrill et al.'s sparse circuit: at the fit, the plateau's end, solved, the end
+            active = c["active_neurons"]
+            details["active"] = [int(active[at[s]]) for s in (fit, plateau[-1], solved or c["step"][-1], c["step"][-1])]
     return (float(budget), True, details) if solved is None else (float(solved), False, details)
 
 
@@ -647,22 +651,24 @@ def _ablation_rule(arm, factor=2.0, slack=0.05):
     return rule
 
 
-def _hidden_progress_rule(arm, ratio_growth=1.2, steady=0.9):
+def _hidden_progress_rule(arm, ratio_growth=1.2, steady=0.9, sparse=0.1):
     """Every seed fits first, then sits on a plateau (validation below 0.6) at least as long as the
     fitting took, and is solved (validation 0.99) within the budget; over the plateau the relevant
     bits' weights move away from their initialization in at least ``steady`` of the evaluation
     intervals and their weight over the others' ends at least ``ratio_growth`` times where it began
-    (while validation is still below 0.6: progress the accuracy does not show)."""
+    (while validation is still below 0.6: progress the accuracy does not show); and by the end the
+    network leans on at most ``sparse`` of the neurons it leaned on at the fit (a sparse circuit)."""
     def rule(results):
         details, ok = results[arm]["details"], []
         for d in details:
             ok.append("plateau" in d and d["solved"] is not None and d["plateau"][1] - d["fit"] >= d["fit"]
-                      and d["distance_grew"] >= steady and d["ratio"][1] >= ratio_growth * d["ratio"][0])
+                      and d["distance_grew"] >= steady and d["ratio"][1] >= ratio_growth * d["ratio"][0]
+                      and d["active"][-1] <= sparse * d["active"][0])
         why = "; ".join(
             f"fits at {d['fit']}, plateau to {d['plateau'][1]}, solved at {d['solved']}; relevant bits moved "
             f"{d['distance'][0]:.2f} -> {d['distance'][1]:.2f} (grew in {d['distance_grew']:.0%} of intervals), "
-            f"relevant/other weight {d['ratio'][0]:.3f} -> {d['ratio_middle']:.3f} (middle) -> {d['ratio'][1]:.3f}"
-            if "plateau" in d else
+            f"relevant/other weight {d['ratio'][0]:.3f} -> {d['ratio_middle']:.3f} (middle) -> {d['ratio'][1]:.3f}; "
+            f"neurons carrying 90% {' -> '.join(map(str, d['active']))}" if "plateau" in d else
             f"no plateau (fit {d['fit']}, solved {d['solved']})" for d in details)
         return ("reproduced" if all(ok) else "partly reproduced" if any(ok) else "not reproduced"), \
             f"{sum(ok)} of {len(ok)} seeds: {why}"
@@ -1051,7 +1057,8 @@ CLAIMS = {c.name: c for c in [
                           "weight decay 0.01",
         published="after fitting the training samples the network sits on a long plateau of chance validation "
                   "accuracy, then solves the task; through the plateau the weights keep moving from their "
-                  "initialization and the weight on the relevant bits grows against the others (hidden progress)",
+                  "initialization and the weight on the relevant bits grows against the others (hidden progress); "
+                  "the solution is a sparse subnetwork: a few neurons grow while the rest decay",
         measure="hidden_progress",
         here="sparse_parity (width 1,000, SGD lr 0.1, 1,000 held-out samples), 20,000 steps; plateau: from train "
              "accuracy 0.99 to the last evaluation before validation 0.6; relevant/other weight: the RMS of W1's "

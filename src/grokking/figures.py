@@ -64,6 +64,7 @@ MEASURE_PANELS = (
     ("weight norms", ("weight_norm", "norm_embed", "norm_W_out"), True),
     ("distance from the initial weights, relative", ("weight_distance_rel",), False),
     ("sparse parity: weight on the relevant bits over the others'", ("relevant_ratio",), True),
+    ("sparse parity: neurons carrying 90% of the network", ("active_neurons",), True),
     ("logit scale", ("logit_rms", "logit_margin"), False),
     ("softmax collapse: share of training rows", ("sc_zero_loss", "sc_zero_grad"), False),
 )

@@ -314,7 +314,11 @@ def parity_bits(ctx: Context) -> dict:
     parity is the label against the others, as the root mean square over those bits of their row
     of W1 (the model's ``operand_embedding``: one row per input), and how far those rows have moved
     from the run's initial weights (the same RMS of the difference). A plateau that hides progress
-    shows the relevant rows growing and moving while the accuracy stands still. In float64."""
+    shows the relevant rows growing and moving while the accuracy stands still. With one hidden
+    layer, also how many neurons the network leans on (``active_neurons``): the fewest whose size,
+    the norm of a neuron's input weights times that of its output weights, carry 90% of the
+    neurons' total; Merrill et al.'s sparse circuit is a few neurons growing while the rest decay.
+    In float64."""
     w = np.asarray(ctx.model.operand_embedding(ctx.params), dtype=np.float64)
     w0 = np.asarray(ctx.model.operand_embedding(ctx.initial), dtype=np.float64)
     k = ctx.task.k
@@ -326,6 +330,11 @@ def parity_bits(ctx: Context) -> dict:
            "relevant_moved": rms(w[:k] - w0[:k]), "irrelevant_moved": rms(w[k:] - w0[k:])}
     row["relevant_ratio"] = row["relevant_weight"] / row["irrelevant_weight"] if row["irrelevant_weight"] else \
         float("inf")
+    if "W2" not in ctx.params:  # one hidden layer: Merrill et al.'s neurons, each an input row and an output column
+        size = np.linalg.norm(np.asarray(ctx.params["W1"], dtype=np.float64), axis=0) * \
+            np.linalg.norm(np.asarray(ctx.params["W_out"], dtype=np.float64), axis=1)
+        carried = np.cumsum(np.sort(size)[::-1])
+        row["active_neurons"] = int(np.searchsorted(carried, 0.9 * carried[-1])) + 1 if carried[-1] > 0 else 0
     return row
 
 
@@ -356,8 +365,9 @@ MEASURES = {
     "movement": Measure(movement, "distance of the weights from their initialization, absolute and "
                                   "relative, and each tensor's relative distance (moved_<name>)", initial=True),
     "parity_bits": Measure(parity_bits, "sparse parity: RMS weight of the first layer's rows of the k relevant "
-                                        "bits and of the others, their ratio, and how far each has moved from "
-                                        "initialization (Merrill et al. 2023)", _parity, initial=True),
+                                        "bits and of the others, their ratio, how far each has moved from "
+                                        "initialization, and how many neurons carry 90% of the network "
+                                        "(Merrill et al. 2023)", _parity, initial=True),
     "logit_scale": Measure(logit_scale, "RMS of the centered training logits, median answer margin"),
     "softmax_collapse": Measure(softmax_collapse, "share of training rows whose float32 loss, and "
                                                   "gradient, are exactly zero (Prieto et al. 2025)"),
