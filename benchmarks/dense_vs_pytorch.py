@@ -120,6 +120,16 @@ class TorchSide:
         self.sched.step()
         return float(loss.detach())
 
+    def relu_decisions(self, idx) -> list:
+        """Each hidden layer's [pre-activation > 0] on these rows, as torch computes them."""
+        out, a = [], self.x[idx]
+        with torch.no_grad():
+            for module in self.net:
+                a = module(a)
+                if isinstance(module, torch.nn.Linear):
+                    out.append((a > 0).numpy())
+        return out[:-1]  # the last Linear is the output layer
+
     def evaluate(self, idx) -> tuple[float, float]:
         with torch.no_grad():
             logits = self.net(self.x[idx])
@@ -153,7 +163,6 @@ def compare(preset: str, args, writer=None) -> dict:
         raise SystemExit(f"dense_vs_pytorch: {preset}: {reason}")
     ours = TorchSide(run, tdtype)
     drawn = record_batches(run)
-    full = torch.tensor(run.train_idx) if run.full_batch else None
     splits = {"train": run.train_rows, "val": run.val_rows}
     split_idx = {"train": torch.tensor(run.train_idx), "val": torch.tensor(run.val_idx)}
     tol = 1e-10 if args.dtype == "float64" else 1e-6
@@ -166,12 +175,25 @@ def compare(preset: str, args, writer=None) -> dict:
     print(f"{'step':>6} {'train loss ours':>16} {'train loss torch':>16} {'val loss ours':>14} "
           f"{'val loss torch':>14} {'train acc':>13} {'val acc':>13} {'max |dW|':>9} {'max |W|':>8}")
     t0 = time.perf_counter()
+    # Where a hidden unit's ReLU decides differently on a training row: the gradient then jumps by a
+    # whole term, not by rounding, which is how a tiny difference becomes a large one.
+    flips, first_flip = 0, None
+    pre = [n for n in run.model.activation_names if n.endswith("hook_pre")]
     for step in range(1, args.steps + 1):
+        params_before = {k: v.copy() for k, v in run.params.items()} if args.kinks else None
         _, diverged = run.step(step)
         if diverged:
             print(f"step {step}: our loss is not finite; the run would stop here")
             break
-        ours.step(full if run.full_batch else torch.tensor(drawn[-1]))
+        idx = run.train_idx if run.full_batch else drawn[-1]
+        if args.kinks and run.config.model.activation == "relu":
+            cache = run.model.run_with_cache(params_before, run.table.x[idx], names=pre)[1]
+            n = sum(int(np.count_nonzero((cache[name] > 0) != theirs))
+                    for name, theirs in zip(pre, ours.relu_decisions(torch.tensor(idx))))
+            flips += n
+            if n and first_flip is None:
+                first_flip = step
+        ours.step(torch.tensor(idx))
         theirs = torch_dense_params(run.model, ours.net)
         diff = max(float(np.max(np.abs(run.params[k] - theirs[k]))) for k in run.params)
         if diff > worst:
@@ -196,10 +218,12 @@ def compare(preset: str, args, writer=None) -> dict:
                 writer.writerow({"preset": preset, "dtype": args.dtype, **row})
     summary = {"preset": preset, "dtype": args.dtype, "steps": step, "seconds": time.perf_counter() - t0,
                "worst_param_diff": worst, "worst_step": worst_step, "first_over": first_over, "tol": tol,
-               "acc_gap": acc_gap, "loss_gap": loss_gap}
+               "acc_gap": acc_gap, "loss_gap": loss_gap, "flips": flips, "first_flip": first_flip}
     print(f"{preset} {args.dtype}: {step} steps in {summary['seconds']:.0f} s; max |dW| {worst:.2e} (step "
           f"{worst_step}); |dW| first above {tol:g} at " + (f"step {first_over}" if first_over else "no step") +
-          f"; largest gap at an evaluation: accuracy {acc_gap:.4f}, loss {loss_gap:.2e}")
+          f"; largest gap at an evaluation: accuracy {acc_gap:.4f}, loss {loss_gap:.2e}" +
+          (f"; ReLU decisions that differ on a training row: {flips}, the first at step {first_flip}"
+           if args.kinks else ""))
     return summary
 
 
@@ -212,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", default="float64", choices=("float32", "float64"))
     ap.add_argument("--threads", type=int, default=1, help="threads of each engine")
+    ap.add_argument("--kinks", action="store_true",
+                    help="count the ReLU decisions on each step's rows where the two differ (a forward more per step)")
     ap.add_argument("--out", help="write the evaluated rows to this CSV file")
     args = ap.parse_args(argv)
     if torch is None:
@@ -234,7 +260,8 @@ def main(argv=None) -> int:
     for s in summaries:
         print(f"{s['preset']:<16} {s['dtype']}: max |dW| {s['worst_param_diff']:.2e} at step {s['worst_step']} "
               f"of {s['steps']}; above {s['tol']:g} first at {s['first_over'] or 'no step'}; "
-              f"largest accuracy gap {s['acc_gap']:.4f}, loss gap {s['loss_gap']:.2e}")
+              f"largest accuracy gap {s['acc_gap']:.4f}, loss gap {s['loss_gap']:.2e}" +
+              (f"; {s['flips']} ReLU decisions differ, the first at step {s['first_flip']}" if args.kinks else ""))
     return 0
 
 
