@@ -1,5 +1,6 @@
-"""PyTorch models equal to this framework's, built from torch.nn modules, for the benchmarks and
-the trajectory comparison. torch is imported by whoever imports this module; it is no dependency."""
+"""PyTorch models equal to this framework's (the transformer, the dense MLP), built from torch.nn
+modules, for the benchmarks and the trajectory comparisons. torch is imported by whoever imports
+this module; it is no dependency."""
 
 from __future__ import annotations
 
@@ -100,4 +101,42 @@ def torch_params(model, net) -> dict:
             out.update({f"l{i}.ln1_g": a(layer.norm1.weight), f"l{i}.ln1_b": a(layer.norm1.bias),
                         f"l{i}.ln2_g": a(layer.norm2.weight), f"l{i}.ln2_b": a(layer.norm2.bias)})
     out["W_out"] = a(net.out.weight).T
+    return out
+
+
+def torch_dense(model, params, dtype):
+    """``model.type=dense`` (grokking.dense.DenseMLP) as nn.Linear layers with the activation
+    between them, holding copies of ``params``. Our weights are (inputs, outputs), nn.Linear's
+    (outputs, inputs): W is copied transposed."""
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}.get(model.activation)
+    if act is None:
+        raise ValueError(f"torch_dense: no PyTorch module for activation {model.activation!r}")
+    widths = [model.n_tokens] + [model.d_hidden] * model.n_layers
+    layers = []
+    for a, b in zip(widths, widths[1:]):
+        layers += [nn.Linear(a, b), act()]
+    net = nn.Sequential(*layers, nn.Linear(model.d_hidden, model.n_classes)).to(dtype)
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype)  # noqa: E731
+    with torch.no_grad():
+        for name, linear in zip(dense_names(model), dense_linears(net)):
+            linear.weight.copy_(t(params[f"W{name}"].T))
+            linear.bias.copy_(t(params[f"b{name}"]))
+    return net
+
+
+def dense_names(model) -> list[str]:
+    """The suffixes of our parameter names, layer by layer: W1/b1 ... W_out/b_out."""
+    return [str(k) for k in range(1, model.n_layers + 1)] + ["_out"]
+
+
+def dense_linears(net) -> list:
+    return [m for m in net if isinstance(m, nn.Linear)]
+
+
+def torch_dense_params(model, net) -> dict:
+    """torch_dense's weights under this framework's names and layouts, as float64 arrays."""
+    out = {}
+    for name, linear in zip(dense_names(model), dense_linears(net)):
+        out[f"W{name}"] = linear.weight.detach().double().numpy().T
+        out[f"b{name}"] = linear.bias.detach().double().numpy()
     return out
