@@ -50,7 +50,7 @@ from .errors import ConfigError
 from .experiment import build_model
 from .plotting import line_style, read_metrics, wrap
 from .sweeps import _steps, quantile
-from .tasks import build as build_task, is_permutation_op, task_name
+from .tasks import FAMILIES, build as build_task, is_permutation_op, task_name
 
 FIGURES = ("curves", "fraction", "best", "interventions", "embeddings", "seeds", "measures", "phases", "circuits")
 
@@ -179,6 +179,11 @@ def _accuracy_panel(ax, group: list[dict], title: str) -> None:
 def _task_name(t: dict) -> str:
     """A run's task (its config.json "task") in a few words (tasks.task_name)."""
     return task_name(SimpleNamespace(**{**dataclasses.asdict(TaskConfig()), **t}))
+
+
+def has_operand_embedding(run: dict) -> bool:
+    """Whether a run's rows are operand tokens (an embedding to draw), not input vectors."""
+    return not FAMILIES[run["config"]["task"].get("family", "table")].vectors
 
 
 def _setting(run: dict) -> str:
@@ -507,7 +512,7 @@ def draw(source: Path, out_dir: Path, which=FIGURES, note=None) -> list[Path]:
                 made.append(key_frequencies(source, out_dir / "key_frequencies.png"))
         elif name == "embeddings":
             missing = [r for r in runs if not (r["dir"] / CHECKPOINT).exists()]
-            vectors = [r for r in runs if r["config"]["task"].get("family", "table") != "table"]
+            vectors = [r for r in runs if not has_operand_embedding(r)]
             if vectors:
                 note(f"embeddings: skipped, task.family={vectors[0]['config']['task']['family']} has no operand "
                      "embedding (its rows are input vectors)")

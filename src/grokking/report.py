@@ -145,11 +145,9 @@ def _run_section(run: dict, root: Path, charts: _Charts, heading: str, embedding
                                          "y": _finite(measures[c])} for i, c in enumerate(columns)],
                                 title if len(columns) > 1 else columns[0], marks, logy=logy))
     parts.append("</div>")
-    # Tasks of input vectors have no operand embedding to draw (figures.draw skips it too).
-    table = run["config"]["task"].get("family", "table") == "table"
-    if embeddings and table and (run["dir"] / CHECKPOINT).exists():
-        from .figures import embedding_pca
+    from .figures import embedding_pca, has_operand_embedding
 
+    if embeddings and has_operand_embedding(run) and (run["dir"] / CHECKPOINT).exists():
         with tempfile.TemporaryDirectory() as tmp:
             parts.append(_png(embedding_pca(run["dir"], Path(tmp) / "pca.png"), "embedding PCA"))
     parts.append("</section>")

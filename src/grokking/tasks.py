@@ -241,21 +241,19 @@ def _parity_table(task) -> Table:
                  task.bits, 2)
 
 
-def _load_digits():
+def _check_digits(task) -> None:
+    """Only that scikit-learn imports: validation runs for every config, the images load in build."""
     try:
-        from sklearn.datasets import load_digits
+        import sklearn.datasets  # noqa: F401
     except ImportError:
         raise ConfigError("task.family=digits needs scikit-learn, which is not installed: "
                           "pip install -e '.[digits]'") from None
-    return load_digits(return_X_y=True)
-
-
-def _check_digits(task) -> None:
-    _load_digits()
 
 
 def _digits_table(task) -> Table:
-    images, labels = _load_digits()
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
     x = (images / 16).astype(np.float32)  # pixels 0..16; k/16 is exact in float32
     return Table("digits", x, np.zeros(len(x), np.int64), labels.astype(np.int64), x.shape[1], 10)
 
